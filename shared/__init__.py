@@ -1,0 +1,1 @@
+"""What every AisOpsFlow process uses; imports nothing from api, worker, scheduler, plugins or ops."""

@@ -1,0 +1,211 @@
+"""The one settings object, read from ``AISOPSFLOW_*`` environment variables.
+
+Values come from the process environment and, underneath it, an optional
+``.env``-style file (``AISOPSFLOW_ENV_FILE``, default ``./.env`` when present).
+Every value is validated once, at start-up: a bad one raises
+:class:`~shared.errors.SettingsError` whose message is a single line naming the
+variable and what it expects, which the entry points print before exiting.
+Nothing here reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from shared.errors import SettingsError
+
+PREFIX = "AISOPSFLOW_"
+MODES = ("onprem", "saas")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _text(name: str, raw: str) -> str:
+    return raw.strip()
+
+
+def _port(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise SettingsError(f"{name}={raw!r}: expected a TCP port number between 0 and 65535")
+    return value
+
+
+def _positive_int(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise SettingsError(f"{name}={raw!r}: expected a whole number greater than 0")
+    return value
+
+
+def _choice(options: tuple[str, ...], *, upper: bool = False) -> Callable[[str, str], str]:
+    def parse(name: str, raw: str) -> str:
+        value = raw.strip().upper() if upper else raw.strip().lower()
+        if value not in options:
+            raise SettingsError(f"{name}={raw!r}: expected one of {', '.join(options)}")
+        return value
+
+    return parse
+
+
+def _bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise SettingsError(f"{name}={raw!r}: expected true or false")
+
+
+def _database_url(name: str, raw: str) -> str:
+    value = raw.strip()
+    if not re.match(r"^(sqlite|postgres|postgresql|mysql)(\+pool)?://", value):
+        raise SettingsError(
+            f"{name}={value.split('://')[0]!r}...: expected a URL starting with sqlite:///, "
+            "postgresql:// or mysql://"
+        )
+    return value
+
+
+def _redis_url(name: str, raw: str) -> str:
+    value = raw.strip()
+    if value and not re.match(r"^(redis|rediss|unix)://", value):
+        raise SettingsError(f"{name}: expected a URL starting with redis://, rediss:// or unix://")
+    return value
+
+
+def _email_or_empty(name: str, raw: str) -> str:
+    value = raw.strip().lower()
+    if value and not re.match(r"^[^@\s]+@[^@\s]+$", value):
+        raise SettingsError(f"{name}={raw!r}: expected an email address")
+    return value
+
+
+def _slug(name: str, raw: str) -> str:
+    value = raw.strip()
+    if not re.match(r"^[a-z0-9][a-z0-9-]{0,62}$", value):
+        raise SettingsError(
+            f"{name}={raw!r}: expected a slug of lower-case letters, digits and '-'"
+        )
+    return value
+
+
+def _env(variable: str, parse: Callable[[str, str], Any], default: Any, doc: str) -> Any:
+    """Declare a settings field bound to one environment variable."""
+    return field(default=default, metadata={"env": variable, "parse": parse, "doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated configuration shared by every AisOpsFlow process."""
+
+    data_dir: Path = _env("DATA_DIR", _text, Path("./data"), "Directory for the SQLite file, the secret key file and the embedded Redis.")
+    database_url: str = _env("DATABASE_URL", _database_url, "", "Database URL: `sqlite:///path.db`, `postgresql://user:pass@host/db` or `mysql://user:pass@host/db`. Default: `sqlite:///<DATA_DIR>/aisopsflow.db`.")
+    redis_url: str = _env("REDIS_URL", _redis_url, "", "Redis URL for the Dramatiq broker. Unset: the embedded Redis that `aisopsflow up` starts on `<DATA_DIR>/redis.sock`.")
+    mode: str = _env("MODE", _choice(MODES), "onprem", "`onprem` (one tenant) or `saas` (many tenants).")
+    secret_key: str = _env("SECRET_KEY", _text, "", "Comma-separated Fernet keys, newest first. Unset: a key file `<DATA_DIR>/secret.key` (mode 0600) created on first start.")
+    api_host: str = _env("API_HOST", _text, "127.0.0.1", "Address the API listens on.")
+    api_port: int = _env("API_PORT", _port, 8080, "Port the API listens on.")
+    api_workers: int = _env("API_WORKERS", _positive_int, 2, "gunicorn worker processes for the API.")
+    worker_processes: int = _env("WORKER_PROCESSES", _positive_int, 1, "Dramatiq worker processes.")
+    worker_threads: int = _env("WORKER_THREADS", _positive_int, 4, "Threads per Dramatiq worker process.")
+    plugin_token: str = _env("PLUGIN_TOKEN", _text, "", "Shared token Core and plugins use to authenticate to each other. Unset: generated into `<DATA_DIR>/plugin.token` on first start.")
+    plugin_host: str = _env("PLUGIN_HOST", _text, "127.0.0.1", "Address bundled plugins listen on.")
+    plugin_base_port: int = _env("PLUGIN_BASE_PORT", _port, 8091, "First port of the bundled plugins; each plugin takes the next one (slack, email, telegram, teams, kakao-mock).")
+    token_ttl_seconds: int = _env("TOKEN_TTL_SECONDS", _positive_int, 12 * 3600, "Lifetime of a login token, in seconds (default 12 h).")
+    cookie_secure: bool = _env("COOKIE_SECURE", _bool, False, "Mark the session cookie `Secure` (set true behind HTTPS).")
+    login_max_failures: int = _env("LOGIN_MAX_FAILURES", _positive_int, 10, "Failed logins for one email within the window before it is locked (429).")
+    login_window_seconds: int = _env("LOGIN_WINDOW_SECONDS", _positive_int, 15 * 60, "Window for counting failed logins, in seconds.")
+    bootstrap_admin_email: str = _env("BOOTSTRAP_ADMIN_EMAIL", _email_or_empty, "", "With the password below: the first admin, created on first start if absent.")
+    bootstrap_admin_password: str = _env("BOOTSTRAP_ADMIN_PASSWORD", _text, "", "Password of the bootstrap admin (at least 8 characters).")
+    default_tenant_slug: str = _env("DEFAULT_TENANT_SLUG", _slug, "default", "Slug of the tenant created on first start (the only one in onprem mode).")
+    log_level: str = _env("LOG_LEVEL", _choice(LOG_LEVELS, upper=True), "INFO", "DEBUG, INFO, WARNING or ERROR.")
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file inside the data dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'aisopsflow.db').resolve()}"
+
+    @property
+    def embedded_redis(self) -> bool:
+        """True when no Redis URL is configured and the embedded one is used."""
+        return not self.redis_url
+
+    @property
+    def embedded_redis_socket(self) -> Path:
+        """Unix socket of the embedded Redis inside the data dir."""
+        return (self.data_dir / "redis.sock").resolve()
+
+    @property
+    def resolved_redis_url(self) -> str:
+        """The Redis URL, defaulting to the embedded Redis socket."""
+        return self.redis_url or f"unix://{self.embedded_redis_socket}"
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(variable, default, description) for each setting, for the README and ``--help``."""
+    rows = []
+    for item in fields(Settings):
+        default = item.default
+        rows.append((PREFIX + item.metadata["env"], "" if default in ("", None) else str(default), item.metadata["doc"]))
+    return rows
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse a ``KEY=value`` file (comments, blank lines, optional quotes)."""
+    values: dict[str, str] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped.startswith("export "):
+            stripped = stripped[len("export ") :]
+        key, sep, value = stripped.partition("=")
+        if not sep or not key.strip():
+            raise SettingsError(f"{path}:{number}: expected KEY=value")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build validated settings from ``environ`` (default: the process environment).
+
+    Raises SettingsError naming the first bad variable.
+    """
+    env = dict(os.environ if environ is None else environ)
+    env_file = env.get(PREFIX + "ENV_FILE")
+    file_path = Path(env_file) if env_file else Path(".env")
+    if env_file and not file_path.is_file():
+        raise SettingsError(f"{PREFIX}ENV_FILE={env_file!r}: no such file")
+    merged = {**read_env_file(file_path), **env} if file_path.is_file() else env
+
+    values: dict[str, Any] = {}
+    for item in fields(Settings):
+        variable = PREFIX + item.metadata["env"]
+        raw = merged.get(variable)
+        if raw is None or (raw.strip() == "" and item.default not in ("", None)):
+            continue
+        parsed = item.metadata["parse"](variable, raw)
+        values[item.name] = Path(parsed) if item.name == "data_dir" else parsed
+    settings = Settings(**values)
+    if settings.bootstrap_admin_email and len(settings.bootstrap_admin_password) < 8:
+        raise SettingsError(
+            f"{PREFIX}BOOTSTRAP_ADMIN_PASSWORD: expected at least 8 characters "
+            f"when {PREFIX}BOOTSTRAP_ADMIN_EMAIL is set"
+        )
+    return settings
