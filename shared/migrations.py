@@ -1,0 +1,66 @@
+"""Versioned forward migrations; ``upgrade`` applies the missing ones and is idempotent.
+
+Rules for adding one: append a ``Migration`` with the next version number;
+never edit an applied one. Migration 1 creates the tables from the models, so a
+later migration that adds a column to a model must add it with
+``playhouse.migrate`` only when ``database.get_columns`` does not already show it
+(a fresh database got it from migration 1), and a new table with
+``create_tables(..., safe=True)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import peewee
+
+from shared.db import database, write_transaction
+from shared.models import ALL_MODELS, SchemaMigration
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One forward step of the schema."""
+
+    version: int
+    name: str
+    apply: Callable[[peewee.Database], None]
+
+
+def _create_core_tables(db: peewee.Database) -> None:
+    db.create_tables(ALL_MODELS, safe=True)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "core tables", _create_core_tables),
+)
+
+
+def applied_versions() -> set[int]:
+    """Versions already recorded in ``schema_migrations``."""
+    return {row.version for row in SchemaMigration.select(SchemaMigration.version)}
+
+
+def upgrade() -> list[int]:
+    """Apply every migration not yet applied, in order; return the versions applied now."""
+    db = database.obj
+    db.create_tables([SchemaMigration], safe=True)
+    done = applied_versions()
+    applied: list[int] = []
+    for migration in sorted(MIGRATIONS, key=lambda m: m.version):
+        if migration.version in done:
+            continue
+        # DDL is not transactional on MySQL; each migration is written to be
+        # safe to re-run, and the version row is recorded only once it succeeded.
+        migration.apply(db)
+        with write_transaction():
+            SchemaMigration.insert(version=migration.version, name=migration.name).on_conflict_ignore().execute()
+        applied.append(migration.version)
+    return applied
+
+
+def current_version() -> int:
+    """The highest applied version, 0 for an empty database."""
+    versions = applied_versions()
+    return max(versions) if versions else 0

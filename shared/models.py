@@ -1,0 +1,366 @@
+"""Peewee models: the canonical schema (SPEC §8 plus tokens, workflow versions, audit chain).
+
+Every row but the pre-login throttle belongs to a tenant; :class:`TenantScoped`
+is the one way to query by tenant. Invariants (uniqueness, allowed values,
+references) are declared here so the database enforces them on every backend.
+Timestamps are naive UTC datetimes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+import peewee
+from peewee import (
+    AutoField,
+    BooleanField,
+    Check,
+    CharField,
+    CompositeKey,
+    DateTimeField,
+    ForeignKeyField,
+    IntegerField,
+    TextField,
+)
+
+from shared.db import database
+from shared.errors import NotFound
+
+ROLES = ("admin", "operator", "approver", "viewer")
+MODES = ("onprem", "saas")
+EXECUTION_STATUSES = (
+    "queued",
+    "running",
+    "waiting_approval",
+    "succeeded",
+    "failed",
+    "cancelled",
+)
+STEP_STATUSES = (
+    "pending",
+    "running",
+    "waiting_approval",
+    "succeeded",
+    "failed",
+    "skipped",
+    "cancelled",
+)
+TRIGGER_TYPES = ("webhook", "cron", "manual", "retry")
+
+Model = TypeVar("Model", bound="BaseModel")
+
+
+def utcnow() -> datetime:
+    """Now, as the naive UTC datetime every table stores."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def new_id(prefix: str) -> str:
+    """A random, non-enumerable id such as ``u_3f2a...``."""
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> Check:
+    allowed = ", ".join(f"'{value}'" for value in values)
+    return Check(f"{column} IN ({allowed})")
+
+
+class BaseModel(peewee.Model):
+    """Binds every model to the late-bound database proxy."""
+
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class Tenant(BaseModel):
+    """An isolated customer; onprem mode has exactly one."""
+
+    id = CharField(primary_key=True, max_length=64, default=lambda: new_id("t"))
+    name = CharField(max_length=200)
+    slug = CharField(max_length=63, unique=True)
+    mode = CharField(max_length=16, constraints=[_one_of("mode", MODES)])
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "tenants"
+
+
+class TenantScoped(BaseModel):
+    """Base for rows that belong to a tenant; query them through ``for_tenant``."""
+
+    tenant = ForeignKeyField(Tenant, column_name="tenant_id", on_delete="CASCADE")
+
+    @classmethod
+    def for_tenant(cls: type[Model], tenant_id: str, *fields: Any) -> peewee.ModelSelect:
+        """Select this model's rows of one tenant."""
+        return cls.select(*fields).where(cls.tenant == tenant_id)
+
+    @classmethod
+    def get_for_tenant(cls: type[Model], tenant_id: str, *conditions: Any, what: str) -> Model:
+        """The one row matching ``conditions`` in ``tenant_id``; NotFound (404) otherwise.
+
+        Another tenant's row is indistinguishable from a missing one.
+        """
+        query = cls.for_tenant(tenant_id)
+        if conditions:
+            query = query.where(*conditions)
+        row = query.first()
+        if row is None:
+            raise NotFound(f"{what} not found")
+        return row
+
+
+class User(TenantScoped):
+    """A person who logs in; an email belongs to exactly one tenant."""
+
+    id = CharField(primary_key=True, max_length=64, default=lambda: new_id("u"))
+    email = CharField(max_length=254, unique=True)
+    password_hash = CharField(max_length=255)
+    role = CharField(max_length=16, constraints=[_one_of("role", ROLES)])
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "users"
+
+
+class ApiToken(TenantScoped):
+    """A login session; only the SHA-256 of the bearer token is stored."""
+
+    id = CharField(primary_key=True, max_length=64, default=lambda: new_id("tok"))
+    user = ForeignKeyField(User, column_name="user_id", on_delete="CASCADE")
+    token_hash = CharField(max_length=64, unique=True)
+    created_at = DateTimeField(default=utcnow)
+    expires_at = DateTimeField()
+    revoked_at = DateTimeField(null=True)
+
+    class Meta:
+        table_name = "api_tokens"
+
+
+class LoginFailure(BaseModel):
+    """A failed login, kept for the lockout window.
+
+    Not tenant-scoped on purpose: before a login succeeds there is no tenant,
+    and the email is stored only as a SHA-256 digest.
+    """
+
+    id = AutoField()
+    email_hash = CharField(max_length=64)
+    failed_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "login_failures"
+        indexes = ((("email_hash", "failed_at"), False),)
+
+
+class Workflow(TenantScoped):
+    """A workflow; ``workflow_key`` is the YAML ``id``, unique within a tenant."""
+
+    id = AutoField()
+    workflow_key = CharField(max_length=128)
+    name = CharField(max_length=200)
+    yaml = TextField()
+    enabled = BooleanField(default=True)
+    version = IntegerField(default=1, constraints=[Check("version >= 1")])
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "workflows"
+        indexes = ((("tenant", "workflow_key"), True),)
+
+
+class WorkflowVersion(TenantScoped):
+    """An immutable copy of each uploaded workflow; executions pin one."""
+
+    id = AutoField()
+    workflow = ForeignKeyField(Workflow, column_name="workflow_id", on_delete="CASCADE")
+    version = IntegerField(constraints=[Check("version >= 1")])
+    yaml = TextField()
+    created_at = DateTimeField(default=utcnow)
+    created_by = CharField(max_length=254, default="")
+
+    class Meta:
+        table_name = "workflow_versions"
+        indexes = ((("workflow", "version"), True),)
+
+
+class Execution(TenantScoped):
+    """One run of a workflow.
+
+    Unique on (tenant, workflow, dedupe_key): every backend treats NULL keys as
+    distinct, so only executions that carry a key are deduplicated, and the
+    database, not Python, decides which of two racing triggers wins.
+    """
+
+    id = CharField(primary_key=True, max_length=64, default=lambda: new_id("ex"))
+    workflow = ForeignKeyField(Workflow, column_name="workflow_id", on_delete="CASCADE")
+    workflow_version = ForeignKeyField(
+        WorkflowVersion, column_name="workflow_version_id", on_delete="RESTRICT"
+    )
+    status = CharField(max_length=24, constraints=[_one_of("status", EXECUTION_STATUSES)])
+    dedupe_key = CharField(max_length=255, null=True)
+    trigger_type = CharField(max_length=16, constraints=[_one_of("trigger_type", TRIGGER_TYPES)])
+    trigger_ref = CharField(max_length=255, default="")
+    trigger_payload_redacted = TextField(default="{}")
+    created_at = DateTimeField(default=utcnow)
+    started_at = DateTimeField(null=True)
+    ended_at = DateTimeField(null=True)
+    error_summary = TextField(null=True)
+
+    class Meta:
+        table_name = "executions"
+        indexes = (
+            (("tenant", "workflow", "dedupe_key"), True),
+            (("tenant", "status"), False),
+            (("tenant", "created_at"), False),
+        )
+
+
+class StepRun(TenantScoped):
+    """The state of one step of one execution; inputs and outputs are stored redacted."""
+
+    id = CharField(primary_key=True, max_length=64, default=lambda: new_id("sr"))
+    execution = ForeignKeyField(Execution, column_name="execution_id", on_delete="CASCADE")
+    step_id = CharField(max_length=128)
+    status = CharField(max_length=24, constraints=[_one_of("status", STEP_STATUSES)])
+    attempt = IntegerField(default=0, constraints=[Check("attempt >= 0")])
+    started_at = DateTimeField(null=True)
+    ended_at = DateTimeField(null=True)
+    input_redacted = TextField(default="{}")
+    output_redacted = TextField(default="{}")
+    error = TextField(null=True)
+
+    class Meta:
+        table_name = "step_runs"
+        indexes = ((("execution", "step_id"), True),)
+
+
+class Recipient(TenantScoped):
+    """A person in the directory, with an address per channel."""
+
+    id = CharField(primary_key=True, max_length=64, default=lambda: new_id("rc"))
+    name = CharField(max_length=200)
+    phone = CharField(max_length=32, null=True)
+    email = CharField(max_length=254, null=True)
+    slack_id = CharField(max_length=64, null=True)
+    telegram_id = CharField(max_length=64, null=True)
+    teams_id = CharField(max_length=254, null=True)
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "recipients"
+        indexes = ((("tenant", "name"), True),)
+
+
+class Group(TenantScoped):
+    """A named set of recipients (``group:<name>`` in notify targets)."""
+
+    id = CharField(primary_key=True, max_length=64, default=lambda: new_id("grp"))
+    name = CharField(max_length=128)
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "groups"
+        indexes = ((("tenant", "name"), True),)
+
+
+class GroupMember(TenantScoped):
+    """Membership of a recipient in a group."""
+
+    group = ForeignKeyField(Group, column_name="group_id", on_delete="CASCADE")
+    recipient = ForeignKeyField(Recipient, column_name="recipient_id", on_delete="CASCADE")
+
+    class Meta:
+        table_name = "group_members"
+        primary_key = CompositeKey("group", "recipient")
+
+
+class KakaoTemplate(TenantScoped):
+    """A registered AlimTalk template and the variables it requires."""
+
+    id = CharField(primary_key=True, max_length=64, default=lambda: new_id("kt"))
+    provider_id = CharField(max_length=64)
+    template_id = CharField(max_length=128)
+    required_vars_json = TextField(default="[]")
+    description = TextField(default="")
+    active = BooleanField(default=True)
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "kakao_templates"
+        indexes = ((("tenant", "provider_id", "template_id"), True),)
+
+
+class Secret(TenantScoped):
+    """A Fernet-encrypted value, read by workflows as ``{{ secrets.KEY }}``."""
+
+    id = AutoField()
+    key = CharField(max_length=128)
+    ciphertext = TextField()
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+    rotated_at = DateTimeField(null=True)
+
+    class Meta:
+        table_name = "secrets"
+        indexes = ((("tenant", "key"), True),)
+
+
+class AuditLog(TenantScoped):
+    """One audited change, hash-chained per tenant: ``row_hash`` covers ``prev_hash``.
+
+    Unique on (tenant, seq) so two writers can never fork a tenant's chain.
+    """
+
+    id = AutoField()
+    seq = IntegerField(constraints=[Check("seq >= 1")])
+    actor = CharField(max_length=254)
+    action = CharField(max_length=64)
+    target = CharField(max_length=255, default="")
+    ts = DateTimeField(default=utcnow)
+    metadata_redacted = TextField(default="{}")
+    prev_hash = CharField(max_length=64)
+    row_hash = CharField(max_length=64)
+
+    class Meta:
+        table_name = "audit_log"
+        indexes = (
+            (("tenant", "seq"), True),
+            (("tenant", "ts"), False),
+        )
+
+
+class SchemaMigration(BaseModel):
+    """A forward migration that has been applied."""
+
+    version = IntegerField(primary_key=True)
+    name = CharField(max_length=128)
+    applied_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "schema_migrations"
+
+
+#: Every table, in dependency order (create in this order, drop in reverse).
+ALL_MODELS: tuple[type[BaseModel], ...] = (
+    Tenant,
+    User,
+    ApiToken,
+    LoginFailure,
+    Workflow,
+    WorkflowVersion,
+    Execution,
+    StepRun,
+    Recipient,
+    Group,
+    GroupMember,
+    KakaoTemplate,
+    Secret,
+    AuditLog,
+)
