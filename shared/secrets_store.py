@@ -1,0 +1,103 @@
+"""Tenant secrets: Fernet ciphertexts at rest, plaintext only in memory of the step that reads them."""
+
+from __future__ import annotations
+
+import re
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+from shared import audit
+from shared.db import write_transaction
+from shared.errors import SecretKeyError, ValidationError
+from shared.keyring import key_file_path, load_keys, write_key_file
+from shared.models import Secret, Tenant, utcnow
+from shared.settings import Settings
+
+#: A key must be usable as ``{{ secrets.NAME }}`` in a template.
+KEY_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+
+def check_key(key: str) -> None:
+    """Raise ValidationError unless ``key`` is a valid secret name."""
+    if not KEY_PATTERN.match(key):
+        raise ValidationError(
+            f"secret key {key!r} is invalid: use letters, digits and '_', starting with a "
+            "letter or '_', at most 128 characters",
+            errors={"key": ["must match ^[A-Za-z_][A-Za-z0-9_]{0,127}$"]},
+        )
+
+
+def put(ring: MultiFernet, tenant_id: str, key: str, value: str, *, actor: str) -> bool:
+    """Create or replace a secret; True when it was created. Audited without the value."""
+    check_key(key)
+    ciphertext = ring.encrypt(value.encode("utf-8")).decode("ascii")
+    with write_transaction():
+        now = utcnow()
+        updated = (
+            Secret.update(ciphertext=ciphertext, updated_at=now)
+            .where(Secret.tenant == tenant_id, Secret.key == key)
+            .execute()
+        )
+        if not updated:
+            Secret.create(
+                tenant=tenant_id, key=key, ciphertext=ciphertext, created_at=now, updated_at=now
+            )
+        audit.record(
+            tenant_id, actor, "secret.create" if not updated else "secret.update", f"secret:{key}"
+        )
+    return not updated
+
+
+def delete(tenant_id: str, key: str, *, actor: str) -> None:
+    """Delete a secret; NotFound when the tenant has none by that key."""
+    with write_transaction():
+        row = Secret.get_for_tenant(tenant_id, Secret.key == key, what=f"secret {key!r}")
+        row.delete_instance()
+        audit.record(tenant_id, actor, "secret.delete", f"secret:{key}")
+
+
+def read_all(ring: MultiFernet, tenant_id: str) -> dict[str, str]:
+    """Every secret of a tenant decrypted, for template rendering inside a step."""
+    values = {}
+    for row in Secret.for_tenant(tenant_id):
+        try:
+            values[row.key] = ring.decrypt(row.ciphertext.encode("ascii")).decode("utf-8")
+        except InvalidToken:
+            raise SecretKeyError(
+                f"secret {row.key!r} cannot be decrypted with the configured keys; "
+                "was AISOPSFLOW_SECRET_KEY changed without keeping the old key?"
+            ) from None
+    return values
+
+
+def rotate_key(settings: Settings) -> int:
+    """Add a new primary key and re-encrypt every secret of every tenant with it.
+
+    With a key file, a fresh key is prepended to it. With AISOPSFLOW_SECRET_KEY,
+    the operator puts the new key first in the variable and runs this to
+    re-encrypt. Returns the number of rows re-encrypted.
+    """
+    keys = load_keys(settings)
+    if not settings.secret_key:
+        keys = [Fernet.generate_key(), *keys]
+    ring = MultiFernet([Fernet(key) for key in keys])
+    count = 0
+    with write_transaction():
+        now = utcnow()
+        for row in Secret.select():
+            try:
+                rotated = ring.rotate(row.ciphertext.encode("ascii")).decode("ascii")
+            except InvalidToken:
+                raise SecretKeyError(
+                    f"secret {row.key!r} of tenant {row.tenant_id!r} cannot be decrypted "
+                    "with the configured keys; nothing was changed"
+                ) from None
+            Secret.update(ciphertext=rotated, rotated_at=now).where(Secret.id == row.id).execute()
+            count += 1
+        for tenant in Tenant.select(Tenant.id):
+            audit.record(tenant.id, "system", "secret.rotate_key", "secrets")
+        # The key file is rewritten only once every row is re-encrypted, inside
+        # the transaction: a failure leaves both the rows and the file as they were.
+        if not settings.secret_key:
+            write_key_file(key_file_path(settings), keys)
+    return count
