@@ -1,0 +1,91 @@
+"""The recipients and groups directory (SPEC §5)."""
+
+from __future__ import annotations
+
+from shared import audit, records
+from shared.db import write_transaction
+from shared.errors import ValidationError
+from shared.models import Group, GroupMember, Recipient
+
+
+def group_members(tenant_id: str, group_ids: list[str]) -> dict[str, list[str]]:
+    """Recipient ids of each group, in one query (no N+1 on list pages)."""
+    members: dict[str, list[str]] = {group_id: [] for group_id in group_ids}
+    if not group_ids:
+        return members
+    rows = (
+        GroupMember.for_tenant(tenant_id, GroupMember.group, GroupMember.recipient)
+        .where(GroupMember.group.in_(group_ids))
+        .order_by(GroupMember.recipient)
+    )
+    for row in rows:
+        members[row.group_id].append(row.recipient_id)
+    return members
+
+
+def replace_members(
+    tenant_id: str, group: Group, recipient_ids: list[str], *, actor: str
+) -> list[str]:
+    """Make ``recipient_ids`` the group's members; every id must be a recipient of the tenant."""
+    wanted = list(dict.fromkeys(recipient_ids))
+    with write_transaction():
+        found = {
+            row.id
+            for row in Recipient.for_tenant(tenant_id, Recipient.id).where(
+                Recipient.id.in_(wanted or [""])
+            )
+        }
+        unknown = [recipient_id for recipient_id in wanted if recipient_id not in found]
+        if unknown:
+            raise ValidationError(
+                f"unknown recipient(s): {', '.join(unknown)}",
+                errors={"json": {"members": [f"unknown recipient {item!r}" for item in unknown]}},
+            )
+        GroupMember.delete().where(GroupMember.group == group.id).execute()
+        if wanted:
+            GroupMember.insert_many(
+                [{"tenant": tenant_id, "group": group.id, "recipient": item} for item in wanted]
+            ).execute()
+        audit.record(
+            tenant_id, actor, "group.members_replace", f"group:{group.id}", {"members": wanted}
+        )
+    return wanted
+
+
+def members_of(tenant_id: str, group_id: str) -> list[str]:
+    """Recipient ids of one group."""
+    return group_members(tenant_id, [group_id])[group_id]
+
+
+def create_group(
+    tenant_id: str, name: str, members: list[str] | None, *, actor: str
+) -> tuple[Group, list[str]]:
+    """A new group and its members, in one transaction (a bad member leaves no group behind)."""
+    with write_transaction():
+        group = records.create(
+            Group,
+            tenant_id,
+            {"name": name},
+            actor=actor,
+            conflict=f"a group named {name!r} already exists",
+        )
+        return group, replace_members(tenant_id, group, members, actor=actor) if members else []
+
+
+def update_group(
+    tenant_id: str, group_id: str, name: str | None, members: list[str] | None, *, actor: str
+) -> tuple[Group, list[str]]:
+    """Rename a group and/or replace its members, in one transaction."""
+    with write_transaction():
+        changes = {"name": name} if name is not None else {}
+        group = records.update(
+            Group,
+            tenant_id,
+            group_id,
+            changes,
+            actor=actor,
+            conflict=f"a group named {name!r} already exists",
+        )
+        if members is not None:
+            replace_members(tenant_id, group, members, actor=actor)
+        return group, members_of(tenant_id, group.id)
