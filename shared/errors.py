@@ -33,6 +33,18 @@ class BadRequest(AisOpsFlowError):
     status_code = 400
 
 
+class PayloadTooLarge(AisOpsFlowError):
+    """The request body is over the size limit."""
+
+    status_code = 413
+
+
+class UnsupportedMediaType(AisOpsFlowError):
+    """The request body has a content type the route does not take."""
+
+    status_code = 415
+
+
 class Unauthorized(AisOpsFlowError):
     """No valid credentials were presented."""
 

@@ -32,9 +32,7 @@ def _create_core_tables(db: peewee.Database) -> None:
     db.create_tables(ALL_MODELS, safe=True)
 
 
-MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "core tables", _create_core_tables),
-)
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "core tables", _create_core_tables),)
 
 
 def applied_versions() -> set[int]:
@@ -55,7 +53,9 @@ def upgrade() -> list[int]:
         # safe to re-run, and the version row is recorded only once it succeeded.
         migration.apply(db)
         with write_transaction():
-            SchemaMigration.insert(version=migration.version, name=migration.name).on_conflict_ignore().execute()
+            SchemaMigration.insert(
+                version=migration.version, name=migration.name
+            ).on_conflict_ignore().execute()
         applied.append(migration.version)
     return applied
 

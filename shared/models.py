@@ -16,8 +16,8 @@ import peewee
 from peewee import (
     AutoField,
     BooleanField,
-    Check,
     CharField,
+    Check,
     CompositeKey,
     DateTimeField,
     ForeignKeyField,

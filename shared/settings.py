@@ -109,27 +109,97 @@ def _env(variable: str, parse: Callable[[str, str], Any], default: Any, doc: str
 class Settings:
     """Validated configuration shared by every AisOpsFlow process."""
 
-    data_dir: Path = _env("DATA_DIR", _text, Path("./data"), "Directory for the SQLite file, the secret key file and the embedded Redis.")
-    database_url: str = _env("DATABASE_URL", _database_url, "", "Database URL: `sqlite:///path.db`, `postgresql://user:pass@host/db` or `mysql://user:pass@host/db`. Default: `sqlite:///<DATA_DIR>/aisopsflow.db`.")
-    redis_url: str = _env("REDIS_URL", _redis_url, "", "Redis URL for the Dramatiq broker. Unset: the embedded Redis that `aisopsflow up` starts on `<DATA_DIR>/redis.sock`.")
-    mode: str = _env("MODE", _choice(MODES), "onprem", "`onprem` (one tenant) or `saas` (many tenants).")
-    secret_key: str = _env("SECRET_KEY", _text, "", "Comma-separated Fernet keys, newest first. Unset: a key file `<DATA_DIR>/secret.key` (mode 0600) created on first start.")
+    data_dir: Path = _env(
+        "DATA_DIR",
+        _text,
+        Path("./data"),
+        "Directory for the SQLite file, the secret key file and the embedded Redis.",
+    )
+    database_url: str = _env(
+        "DATABASE_URL",
+        _database_url,
+        "",
+        "Database URL: `sqlite:///path.db`, `postgresql://user:pass@host/db` or `mysql://user:pass@host/db`. Default: `sqlite:///<DATA_DIR>/aisopsflow.db`.",
+    )
+    redis_url: str = _env(
+        "REDIS_URL",
+        _redis_url,
+        "",
+        "Redis URL for the Dramatiq broker. Unset: the embedded Redis that `aisopsflow up` starts on `<DATA_DIR>/redis.sock`.",
+    )
+    mode: str = _env(
+        "MODE", _choice(MODES), "onprem", "`onprem` (one tenant) or `saas` (many tenants)."
+    )
+    secret_key: str = _env(
+        "SECRET_KEY",
+        _text,
+        "",
+        "Comma-separated Fernet keys, newest first. Unset: a key file `<DATA_DIR>/secret.key` (mode 0600) created on first start.",
+    )
     api_host: str = _env("API_HOST", _text, "127.0.0.1", "Address the API listens on.")
     api_port: int = _env("API_PORT", _port, 8080, "Port the API listens on.")
-    api_workers: int = _env("API_WORKERS", _positive_int, 2, "gunicorn worker processes for the API.")
+    api_workers: int = _env(
+        "API_WORKERS", _positive_int, 2, "gunicorn worker processes for the API."
+    )
     worker_processes: int = _env("WORKER_PROCESSES", _positive_int, 1, "Dramatiq worker processes.")
-    worker_threads: int = _env("WORKER_THREADS", _positive_int, 4, "Threads per Dramatiq worker process.")
-    plugin_token: str = _env("PLUGIN_TOKEN", _text, "", "Shared token Core and plugins use to authenticate to each other. Unset: generated into `<DATA_DIR>/plugin.token` on first start.")
+    worker_threads: int = _env(
+        "WORKER_THREADS", _positive_int, 4, "Threads per Dramatiq worker process."
+    )
+    plugin_token: str = _env(
+        "PLUGIN_TOKEN",
+        _text,
+        "",
+        "Shared token Core and plugins use to authenticate to each other. Unset: generated into `<DATA_DIR>/plugin.token` on first start.",
+    )
     plugin_host: str = _env("PLUGIN_HOST", _text, "127.0.0.1", "Address bundled plugins listen on.")
-    plugin_base_port: int = _env("PLUGIN_BASE_PORT", _port, 8091, "First port of the bundled plugins; each plugin takes the next one (slack, email, telegram, teams, kakao-mock).")
-    token_ttl_seconds: int = _env("TOKEN_TTL_SECONDS", _positive_int, 12 * 3600, "Lifetime of a login token, in seconds (default 12 h).")
-    cookie_secure: bool = _env("COOKIE_SECURE", _bool, False, "Mark the session cookie `Secure` (set true behind HTTPS).")
-    login_max_failures: int = _env("LOGIN_MAX_FAILURES", _positive_int, 10, "Failed logins for one email within the window before it is locked (429).")
-    login_window_seconds: int = _env("LOGIN_WINDOW_SECONDS", _positive_int, 15 * 60, "Window for counting failed logins, in seconds.")
-    bootstrap_admin_email: str = _env("BOOTSTRAP_ADMIN_EMAIL", _email_or_empty, "", "With the password below: the first admin, created on first start if absent.")
-    bootstrap_admin_password: str = _env("BOOTSTRAP_ADMIN_PASSWORD", _text, "", "Password of the bootstrap admin (at least 8 characters).")
-    default_tenant_slug: str = _env("DEFAULT_TENANT_SLUG", _slug, "default", "Slug of the tenant created on first start (the only one in onprem mode).")
-    log_level: str = _env("LOG_LEVEL", _choice(LOG_LEVELS, upper=True), "INFO", "DEBUG, INFO, WARNING or ERROR.")
+    plugin_base_port: int = _env(
+        "PLUGIN_BASE_PORT",
+        _port,
+        8091,
+        "First port of the bundled plugins; each plugin takes the next one (slack, email, telegram, teams, kakao-mock).",
+    )
+    token_ttl_seconds: int = _env(
+        "TOKEN_TTL_SECONDS",
+        _positive_int,
+        12 * 3600,
+        "Lifetime of a login token, in seconds (default 12 h).",
+    )
+    cookie_secure: bool = _env(
+        "COOKIE_SECURE", _bool, False, "Mark the session cookie `Secure` (set true behind HTTPS)."
+    )
+    login_max_failures: int = _env(
+        "LOGIN_MAX_FAILURES",
+        _positive_int,
+        10,
+        "Failed logins for one email within the window before it is locked (429).",
+    )
+    login_window_seconds: int = _env(
+        "LOGIN_WINDOW_SECONDS",
+        _positive_int,
+        15 * 60,
+        "Window for counting failed logins, in seconds.",
+    )
+    bootstrap_admin_email: str = _env(
+        "BOOTSTRAP_ADMIN_EMAIL",
+        _email_or_empty,
+        "",
+        "With the password below: the first admin, created on first start if absent.",
+    )
+    bootstrap_admin_password: str = _env(
+        "BOOTSTRAP_ADMIN_PASSWORD",
+        _text,
+        "",
+        "Password of the bootstrap admin (at least 8 characters).",
+    )
+    default_tenant_slug: str = _env(
+        "DEFAULT_TENANT_SLUG",
+        _slug,
+        "default",
+        "Slug of the tenant created on first start (the only one in onprem mode).",
+    )
+    log_level: str = _env(
+        "LOG_LEVEL", _choice(LOG_LEVELS, upper=True), "INFO", "DEBUG, INFO, WARNING or ERROR."
+    )
 
     @property
     def resolved_database_url(self) -> str:
@@ -159,7 +229,13 @@ def describe() -> list[tuple[str, str, str]]:
     rows = []
     for item in fields(Settings):
         default = item.default
-        rows.append((PREFIX + item.metadata["env"], "" if default in ("", None) else str(default), item.metadata["doc"]))
+        rows.append(
+            (
+                PREFIX + item.metadata["env"],
+                "" if default in ("", None) else str(default),
+                item.metadata["doc"],
+            )
+        )
     return rows
 
 

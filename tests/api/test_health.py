@@ -20,7 +20,8 @@ def test_healthz_is_503_naming_redis_when_it_is_down(make_settings, tmp_path):
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
     settings = make_settings(
-        database_url=f"sqlite:///{tmp_path / 'h.db'}", redis_url=f"redis://127.0.0.1:{closed_port}/0"
+        database_url=f"sqlite:///{tmp_path / 'h.db'}",
+        redis_url=f"redis://127.0.0.1:{closed_port}/0",
     )
     prepare(settings)
 

@@ -14,7 +14,11 @@ SECRET_VALUE = f"leak-canary-{uuid.uuid4().hex}"
 # Bodies for the operations that take one; the rest are sent without a body.
 BODIES = {
     ("post", "/api/login"): {"email": "admin@acme.test", "password": "correct-horse-battery"},
-    ("post", "/api/users"): {"email": "new@acme.test", "password": "long-enough-1", "role": "viewer"},
+    ("post", "/api/users"): {
+        "email": "new@acme.test",
+        "password": "long-enough-1",
+        "role": "viewer",
+    },
     ("patch", "/api/users/{user_id}"): {"role": "operator"},
     ("post", "/api/recipients"): {"name": "Lee"},
     ("patch", "/api/recipients/{recipient_id}"): {"name": "Lee Kim"},
@@ -23,6 +27,8 @@ BODIES = {
     ("put", "/api/groups/{group_id}/members"): {"members": []},
     ("put", "/api/secrets/{key}"): {"value": SECRET_VALUE},
 }
+
+
 def _order(operation: tuple[str, str]) -> tuple[int, str]:
     """Deletes, then logout, run last: they end what the other calls use."""
     method, path = operation
@@ -37,13 +43,20 @@ def test_secret_value_appears_nowhere(world, caplog):
     world.call(admin, "PUT", "/api/secrets/DB_PASSWORD", json={"value": SECRET_VALUE})
     ids = {
         "user_id": world.users["acme-viewer"],
-        "recipient_id": world.call(admin, "POST", "/api/recipients", json={"name": "Kim"}).json["id"],
+        "recipient_id": world.call(admin, "POST", "/api/recipients", json={"name": "Kim"}).json[
+            "id"
+        ],
         "group_id": world.call(admin, "POST", "/api/groups", json={"name": "oncall"}).json["id"],
         "key": "DB_PASSWORD",
     }
     spec = world.client.get("/api/openapi.json").json
     operations = sorted(
-        ((method, path) for path, item in spec["paths"].items() for method in item if method != "parameters"),
+        (
+            (method, path)
+            for path, item in spec["paths"].items()
+            for method in item
+            if method != "parameters"
+        ),
         key=_order,
     )
 
@@ -60,4 +73,6 @@ def test_secret_value_appears_nowhere(world, caplog):
     assert len(exercised) == len(operations) >= 15
     assert SECRET_VALUE not in caplog.text
     with connection():
-        assert not [row for row in AuditLog.select() if SECRET_VALUE in row.metadata_redacted + row.target]
+        assert not [
+            row for row in AuditLog.select() if SECRET_VALUE in row.metadata_redacted + row.target
+        ]

@@ -7,7 +7,11 @@ import pytest
 # Each resource: how acme creates one, its collection, and a valid update body.
 RESOURCES = {
     "users": {
-        "create": ("POST", "/api/users", {"email": "kim@acme.test", "password": "long-enough-1", "role": "viewer"}),
+        "create": (
+            "POST",
+            "/api/users",
+            {"email": "kim@acme.test", "password": "long-enough-1", "role": "viewer"},
+        ),
         "collection": "/api/users",
         "item": "/api/users/{id}",
         "update": ("PATCH", {"role": "operator"}),
@@ -86,13 +90,19 @@ def test_a_secret_put_by_another_tenant_does_not_touch_the_first(world, saas_app
     ring = saas_app.extensions["aisopsflow.keyring"]
     with connection():
         assert secrets_store.read_all(ring, world.tenants["acme"]) == {"DB_PASSWORD": "acme-value"}
-        assert secrets_store.read_all(ring, world.tenants["globex"]) == {"DB_PASSWORD": "globex-value"}
+        assert secrets_store.read_all(ring, world.tenants["globex"]) == {
+            "DB_PASSWORD": "globex-value"
+        }
 
 
 def test_group_members_must_be_recipients_of_the_same_tenant(world):
-    acme_recipient = world.call("acme-admin", "POST", "/api/recipients", json={"name": "Kim"}).json["id"]
+    acme_recipient = world.call("acme-admin", "POST", "/api/recipients", json={"name": "Kim"}).json[
+        "id"
+    ]
 
-    response = world.call("globex-admin", "POST", "/api/groups", json={"name": "ops", "members": [acme_recipient]})
+    response = world.call(
+        "globex-admin", "POST", "/api/groups", json={"name": "ops", "members": [acme_recipient]}
+    )
 
     assert response.status_code == 422
     assert acme_recipient in response.json["message"]
@@ -115,7 +125,10 @@ def test_saas_webhook_names_its_tenant_by_query_or_header(world, saas_settings):
 
     with connection():
         assert webhook_tenant(saas_settings, {"tenant": "acme"}, {}).id == world.tenants["acme"]
-        assert webhook_tenant(saas_settings, {}, {"X-AisOpsFlow-Tenant": "globex"}).id == world.tenants["globex"]
+        assert (
+            webhook_tenant(saas_settings, {}, {"X-AisOpsFlow-Tenant": "globex"}).id
+            == world.tenants["globex"]
+        )
         for query in ({}, {"tenant": "initech"}):
             with pytest.raises(NotFound):
                 webhook_tenant(saas_settings, query, {})

@@ -36,7 +36,9 @@ def make_workflow(tenant: Tenant, key: str = "disk-alert") -> tuple[Workflow, Wo
     return workflow, version
 
 
-def make_execution(tenant: Tenant, workflow: Workflow, version: WorkflowVersion, dedupe_key: str | None) -> Execution:
+def make_execution(
+    tenant: Tenant, workflow: Workflow, version: WorkflowVersion, dedupe_key: str | None
+) -> Execution:
     return Execution.create(
         tenant=tenant,
         workflow=workflow,
@@ -73,11 +75,26 @@ def test_executions_are_unique_per_tenant_workflow_and_dedupe_key(db):
 @pytest.mark.parametrize(
     "create",
     [
-        pytest.param(lambda t: User.create(tenant=t, email="a@x.io", password_hash="h", role="superuser"), id="unknown-role"),
-        pytest.param(lambda t: User.create(tenant="t_missing", email="b@x.io", password_hash="h", role="viewer"), id="missing-tenant"),
-        pytest.param(lambda t: Tenant.create(name="dup", slug=t.slug, mode="saas"), id="duplicate-slug"),
+        pytest.param(
+            lambda t: User.create(tenant=t, email="a@x.io", password_hash="h", role="superuser"),
+            id="unknown-role",
+        ),
+        pytest.param(
+            lambda t: User.create(
+                tenant="t_missing", email="b@x.io", password_hash="h", role="viewer"
+            ),
+            id="missing-tenant",
+        ),
+        pytest.param(
+            lambda t: Tenant.create(name="dup", slug=t.slug, mode="saas"), id="duplicate-slug"
+        ),
         pytest.param(lambda t: Tenant.create(name="m", slug="m", mode="cloud"), id="unknown-mode"),
-        pytest.param(lambda t: Recipient.create(tenant=t, name="Kim") and Recipient.create(tenant=t, name="Kim"), id="duplicate-recipient"),
+        pytest.param(
+            lambda t: (
+                Recipient.create(tenant=t, name="Kim") and Recipient.create(tenant=t, name="Kim")
+            ),
+            id="duplicate-recipient",
+        ),
     ],
 )
 def test_database_rejects_invalid_rows(db, create):
@@ -111,7 +128,9 @@ def test_deleting_a_group_removes_its_memberships(db):
 def test_timestamps_read_back_exactly(db):
     tenant = make_tenant()
     moment = datetime(2026, 3, 8, 9, 30, 15, 123456)
-    AuditLog.create(tenant=tenant, seq=1, actor="a", action="b", ts=moment, prev_hash="0", row_hash="1")
+    AuditLog.create(
+        tenant=tenant, seq=1, actor="a", action="b", ts=moment, prev_hash="0", row_hash="1"
+    )
 
     assert AuditLog.get().ts == moment
 
@@ -172,7 +191,9 @@ def test_concurrent_audit_writers_keep_one_unbroken_chain(db):
 def test_audit_metadata_is_redacted(db):
     tenant = make_tenant()
     with write_transaction():
-        audit.record(tenant.id, "ops", "user.update", "user:1", {"password": "hunter22", "role": "admin"})
+        audit.record(
+            tenant.id, "ops", "user.update", "user:1", {"password": "hunter22", "role": "admin"}
+        )
 
     stored = json.loads(AuditLog.get().metadata_redacted)
 
@@ -193,5 +214,7 @@ def test_secrets_are_encrypted_and_survive_key_rotation(db, make_settings, datab
     after = Secret.get()
     assert after.ciphertext != before and after.rotated_at is not None
     assert len(load_keys(settings)) == 2
-    assert secrets_store.read_all(keyring(settings), tenant.id) == {"SLACK_TOKEN": "xoxb-very-secret"}
+    assert secrets_store.read_all(keyring(settings), tenant.id) == {
+        "SLACK_TOKEN": "xoxb-very-secret"
+    }
     assert audit.verify_all()[1] is None

@@ -1,0 +1,1 @@
+"""Operations: the `aisopsflow` command, the process supervisor, and later backup and runners."""

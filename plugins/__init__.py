@@ -1,0 +1,1 @@
+"""Bundled plugins: small HTTP services Core calls with the shared plugin token."""

@@ -1,0 +1,1 @@
+"""The Email (SMTP) plugin."""

@@ -1,0 +1,1 @@
+"""The mock Kakao AlimTalk provider plugin."""

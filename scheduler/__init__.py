@@ -1,0 +1,1 @@
+"""The scheduler process: a clocked loop that will fire cron triggers."""

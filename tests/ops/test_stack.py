@@ -1,0 +1,66 @@
+"""What `up` plans, prints and locks, without starting it (tests/ops/test_up.py starts it)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ops.stack import banner_lines, data_dir_lock, http_url, plan_children
+from shared.errors import SettingsError
+from shared.settings import Settings
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "url"),
+    [
+        ("127.0.0.1", 8080, "http://127.0.0.1:8080"),
+        ("0.0.0.0", 8080, "http://127.0.0.1:8080"),
+        ("::", 80, "http://127.0.0.1:80"),
+        ("::1", 80, "http://[::1]:80"),
+        ("ops.example.com", 9000, "http://ops.example.com:9000"),
+    ],
+)
+def test_http_url(host, port, url):
+    assert http_url(host, port) == url
+
+
+def test_children_and_their_ports():
+    children = plan_children(Settings(plugin_host="127.0.0.2", plugin_base_port=9100))
+
+    assert [child.name for child in children] == [
+        "api", "worker", "scheduler", "plugin-slack", "plugin-email",
+        "plugin-telegram", "plugin-teams", "plugin-kakao-mock",
+    ]  # fmt: skip
+    assert children[0].argv[1:] == ["-m", "ops.cli", "api"]
+    assert children[-1].argv[3:] == [
+        "plugin",
+        "kakao-mock",
+        "--host",
+        "127.0.0.2",
+        "--port",
+        "9104",
+    ]
+
+
+def test_banner_names_the_bootstrap_admin():
+    lines = banner_lines(Settings(bootstrap_admin_email="root@example.com", api_port=8123))
+
+    text = "\n".join(lines)
+    assert "http://127.0.0.1:8123" in text
+    assert "root@example.com" in text
+    assert "user create" not in text
+    assert sum("Plugin" in line for line in lines) == 5
+
+
+def test_banner_without_admin_says_how_to_create_one():
+    text = "\n".join(banner_lines(Settings()))
+
+    assert "aisopsflow user create --email you@example.com --role admin" in text
+
+
+def test_one_up_per_data_dir(tmp_path):
+    with data_dir_lock(tmp_path / "data"):
+        with pytest.raises(SettingsError, match="another `aisopsflow up`"):
+            with data_dir_lock(tmp_path / "data"):
+                pass
+    with data_dir_lock(tmp_path / "data"):
+        pass  # released with the first

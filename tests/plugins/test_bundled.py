@@ -1,0 +1,58 @@
+"""Every bundled plugin starts from its settings, answers the probe and its send stub."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+from shared.plugin_token import load_plugin_token
+
+CHANNELS = ["slack", "email", "telegram", "teams"]
+
+
+def make_client(settings, module: str):
+    app = importlib.import_module(f"plugins.{module}.app").create_app(settings)
+    return app.test_client(), {"Authorization": f"Bearer {load_plugin_token(settings)}"}
+
+
+@pytest.mark.parametrize(
+    ("module", "name"), [*((c, c) for c in CHANNELS), ("kakao_mock", "kakao-mock")]
+)
+def test_probe(make_settings, module, name):
+    client, auth = make_client(make_settings(), module)
+
+    body = client.post("/probe", headers=auth).get_json()
+
+    assert body["ok"] is True
+    assert body["plugin"] == name
+    assert body["capabilities"]
+
+
+@pytest.mark.parametrize("module", CHANNELS)
+def test_channel_send_is_a_stub_for_now(make_settings, module):
+    client, auth = make_client(make_settings(), module)
+
+    response = client.post("/send", headers=auth, json={"target": "x", "text": "hi"})
+
+    assert response.status_code == 200
+    assert response.get_json() == {
+        "ok": False,
+        "message_id": None,
+        "error": "not implemented yet",
+        "retryable": False,
+    }
+
+
+def test_kakao_mock_send_is_a_stub_for_now(make_settings):
+    client, auth = make_client(make_settings(), "kakao_mock")
+
+    body = client.post("/kakao/alimtalk/send", headers=auth, json={}).get_json()
+
+    assert body["ok"] is False and body["provider_message_id"] is None
+
+
+def test_the_token_from_the_environment_is_used(make_settings):
+    client, _ = make_client(make_settings(plugin_token="from-env"), "slack")
+
+    assert client.post("/probe", headers={"Authorization": "Bearer from-env"}).status_code == 200

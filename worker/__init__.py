@@ -1,0 +1,1 @@
+"""Dramatiq workers: the broker, the actors and the module the ``dramatiq`` CLI loads."""

@@ -1,0 +1,30 @@
+"""What the ``dramatiq`` CLI loads: ``python -m dramatiq worker.main:setup``."""
+
+from __future__ import annotations
+
+import importlib
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+
+from shared.settings import Settings, load_settings
+from worker.broker import build_broker
+
+
+def setup(settings: Settings | None = None) -> RedisBroker:
+    """Build and install the broker, then declare the actors on it.
+
+    Dramatiq calls this in every worker process. Settings are read here, not at import
+    time, and the actors are imported only after the broker is installed because
+    ``@dramatiq.actor`` binds to whatever broker is current when it runs.
+    """
+    broker = build_broker(settings or load_settings())
+    dramatiq.set_broker(broker)
+    actors = importlib.import_module("worker.actors")
+    # A second call in one process (tests) finds the module already imported: move
+    # its actors onto the new broker, or they would keep sending to the old one.
+    for actor in vars(actors).values():
+        if isinstance(actor, dramatiq.Actor) and actor.broker is not broker:
+            actor.broker = broker
+            broker.declare_actor(actor)
+    return broker
