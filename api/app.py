@@ -11,12 +11,35 @@ from flask_smorest import Api
 from api import errors
 from api.auth import SESSION_COOKIE, authenticate_request
 from api.body_checks import MAX_BODY_BYTES, check_body, handler_for
-from api.resources import audit, auth, directory, health, secrets, users
+from api.resources import (
+    approvals,
+    audit,
+    auth,
+    directory,
+    executions,
+    health,
+    hooks,
+    secrets,
+    users,
+    workflows,
+)
 from shared.db import bind, database
+from shared.dispatch import Dispatcher
 from shared.keyring import keyring
 from shared.settings import Settings, load_settings
 
-BLUEPRINTS = (health.blp, auth.blp, users.blp, directory.blp, secrets.blp, audit.blp)
+BLUEPRINTS = (
+    health.blp,
+    auth.blp,
+    users.blp,
+    directory.blp,
+    secrets.blp,
+    audit.blp,
+    workflows.blp,
+    hooks.blp,
+    executions.blp,
+    approvals.blp,
+)
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -40,6 +63,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     bind(settings.resolved_database_url)
     app.extensions["aisopsflow.keyring"] = keyring(settings)
+    app.extensions["aisopsflow.dispatcher"] = Dispatcher(settings)
     app.extensions["aisopsflow.redis"] = redis.Redis.from_url(
         settings.resolved_redis_url, socket_timeout=2, socket_connect_timeout=2
     )

@@ -18,8 +18,12 @@ JSON_TYPES = frozenset({"application/json"})
 View = TypeVar("View", bound=Callable[..., Any])
 
 
+#: Marker for views that take a body of any content type (webhooks).
+ANY_TYPE = "*/*"
+
+
 def accepts(*content_types: str) -> Callable[[View], View]:
-    """Declare the body content types a view takes (default: application/json)."""
+    """Declare the body content types a view takes (default: application/json; ANY_TYPE for all)."""
 
     def decorate(view: View) -> View:
         view._accepts = frozenset(content_types)  # type: ignore[attr-defined]
@@ -59,7 +63,7 @@ def check_body(view_function: Callable[..., Any] | None) -> None:
         _check_streamed_size()
     accepted = getattr(view_function, "_accepts", JSON_TYPES)
     content_type = (request.mimetype or "").lower()
-    if content_type not in accepted:
+    if content_type not in accepted and ANY_TYPE not in accepted:
         raise UnsupportedMediaType(
             f"content type {content_type or '(none)'!r} is not accepted here; send {', '.join(sorted(accepted))}"
         )

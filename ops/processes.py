@@ -11,7 +11,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from shared.settings import PREFIX, Settings
+from shared.settings import BUNDLED_PLUGINS, PREFIX, Settings
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -24,7 +24,8 @@ PLUGIN_MODULES = {
     "teams": "plugins.teams.app",
     "kakao-mock": "plugins.kakao_mock.app",
 }
-PLUGIN_NAMES = tuple(PLUGIN_MODULES)
+PLUGIN_NAMES = BUNDLED_PLUGINS
+assert tuple(PLUGIN_MODULES) == PLUGIN_NAMES, "PLUGIN_MODULES must list BUNDLED_PLUGINS in order"
 
 #: Threads per gunicorn worker process (gthread) for the API.
 API_THREADS = 4

@@ -30,13 +30,36 @@ def connect(settings: Settings) -> redis.Redis:
     )
 
 
-def make_tick(client: redis.Redis) -> Callable[[float], None]:
-    """The tick: store ``now`` under LAST_TICK_KEY (due cron triggers come in a later issue)."""
+def make_tick(
+    client: redis.Redis, reconcile: Callable[[], object] | None = None
+) -> Callable[[float], None]:
+    """The tick: store ``now`` under LAST_TICK_KEY, then run one reconciliation pass.
+
+    Due cron triggers come in a later issue.
+    """
 
     def tick(now: float) -> None:
         client.set(LAST_TICK_KEY, repr(now))
+        if reconcile is not None:
+            reconcile()
 
     return tick
+
+
+def make_reconcile(settings: Settings) -> Callable[[], object]:
+    """One engine reconciliation pass per call, on this process's database connection."""
+    from shared.db import bind, connection
+    from shared.dispatch import Dispatcher
+    from shared.engine.reconciler import reconcile_once
+
+    bind(settings.resolved_database_url)
+    dispatcher = Dispatcher(settings)
+
+    def reconcile() -> object:
+        with connection():
+            return reconcile_once(dispatcher)
+
+    return reconcile
 
 
 def install_stop_handlers(stop: threading.Event) -> None:
@@ -67,7 +90,12 @@ def main(
     client = connect(settings)
     log.info("scheduler started, ticking every %d ms", interval_ms)
     try:
-        ticks = run(make_tick(client), clock=clock, stop=stop, interval_ms=interval_ms)
+        ticks = run(
+            make_tick(client, make_reconcile(settings)),
+            clock=clock,
+            stop=stop,
+            interval_ms=interval_ms,
+        )
     finally:
         client.close()
     log.info("scheduler stopped after %d ticks", ticks)

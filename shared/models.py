@@ -8,6 +8,8 @@ Timestamps are naive UTC datetimes.
 
 from __future__ import annotations
 
+import secrets
+import time
 import uuid
 from datetime import datetime, timezone
 from typing import Any, TypeVar
@@ -36,6 +38,8 @@ EXECUTION_STATUSES = (
     "waiting_approval",
     "succeeded",
     "failed",
+    "rejected",
+    "timed_out",
     "cancelled",
 )
 STEP_STATUSES = (
@@ -44,10 +48,14 @@ STEP_STATUSES = (
     "waiting_approval",
     "succeeded",
     "failed",
+    "rejected",
+    "timed_out",
     "skipped",
     "cancelled",
 )
-TRIGGER_TYPES = ("webhook", "cron", "manual", "retry")
+APPROVAL_STATUSES = ("pending", "approved", "rejected", "timed_out", "cancelled")
+DECISIONS = ("approve", "reject")
+TRIGGER_TYPES = ("webhook", "cron", "manual")
 
 Model = TypeVar("Model", bound="BaseModel")
 
@@ -60,6 +68,12 @@ def utcnow() -> datetime:
 def new_id(prefix: str) -> str:
     """A random, non-enumerable id such as ``u_3f2a...``."""
     return f"{prefix}_{uuid.uuid4().hex}"
+
+
+def new_sortable_id(prefix: str) -> str:
+    """An id that sorts by creation time (UUIDv7 layout: 48-bit ms clock, then random bits)."""
+    millis = time.time_ns() // 1_000_000
+    return f"{prefix}_{millis:012x}{secrets.token_hex(10)}"
 
 
 def _one_of(column: str, values: tuple[str, ...]) -> Check:
@@ -190,14 +204,16 @@ class WorkflowVersion(TenantScoped):
 
 
 class Execution(TenantScoped):
-    """One run of a workflow.
+    """One run of a workflow, pinned to the workflow version it started with.
 
     Unique on (tenant, workflow, dedupe_key): every backend treats NULL keys as
     distinct, so only executions that carry a key are deduplicated, and the
     database, not Python, decides which of two racing triggers wins.
+    ``trigger_context`` is what templates see of the trigger (body, headers
+    without credentials, query, trigger).
     """
 
-    id = CharField(primary_key=True, max_length=64, default=lambda: new_id("ex"))
+    id = CharField(primary_key=True, max_length=64, default=lambda: new_sortable_id("ex"))
     workflow = ForeignKeyField(Workflow, column_name="workflow_id", on_delete="CASCADE")
     workflow_version = ForeignKeyField(
         WorkflowVersion, column_name="workflow_version_id", on_delete="RESTRICT"
@@ -206,7 +222,7 @@ class Execution(TenantScoped):
     dedupe_key = CharField(max_length=255, null=True)
     trigger_type = CharField(max_length=16, constraints=[_one_of("trigger_type", TRIGGER_TYPES)])
     trigger_ref = CharField(max_length=255, default="")
-    trigger_payload_redacted = TextField(default="{}")
+    trigger_context = TextField(default="{}")
     created_at = DateTimeField(default=utcnow)
     started_at = DateTimeField(null=True)
     ended_at = DateTimeField(null=True)
@@ -217,18 +233,32 @@ class Execution(TenantScoped):
         indexes = (
             (("tenant", "workflow", "dedupe_key"), True),
             (("tenant", "status"), False),
-            (("tenant", "created_at"), False),
+            (("status",), False),
         )
 
 
 class StepRun(TenantScoped):
-    """The state of one step of one execution; inputs and outputs are stored redacted."""
+    """The state of one step of one execution; the database, not the queue, is the truth.
 
-    id = CharField(primary_key=True, max_length=64, default=lambda: new_id("sr"))
+    A worker holds the step through a lease (``lease_owner`` until
+    ``lease_expires_at``); ``attempt`` counts claims, so a message that keeps
+    killing its worker still ends. ``next_attempt_at`` is when a pending step is
+    due, which the reconciler uses to re-enqueue lost messages. Inputs and
+    outputs are stored redacted.
+    """
+
+    id = CharField(primary_key=True, max_length=64, default=lambda: new_sortable_id("sr"))
     execution = ForeignKeyField(Execution, column_name="execution_id", on_delete="CASCADE")
     step_id = CharField(max_length=128)
+    step_index = IntegerField(constraints=[Check("step_index >= 0")])
     status = CharField(max_length=24, constraints=[_one_of("status", STEP_STATUSES)])
     attempt = IntegerField(default=0, constraints=[Check("attempt >= 0")])
+    max_attempts = IntegerField(default=1, constraints=[Check("max_attempts >= 1")])
+    lost_attempts = IntegerField(default=0, constraints=[Check("lost_attempts >= 0")])
+    lease_owner = CharField(max_length=128, null=True)
+    lease_expires_at = DateTimeField(null=True)
+    next_attempt_at = DateTimeField(null=True)
+    enqueued_at = DateTimeField(null=True)
     started_at = DateTimeField(null=True)
     ended_at = DateTimeField(null=True)
     input_redacted = TextField(default="{}")
@@ -237,7 +267,50 @@ class StepRun(TenantScoped):
 
     class Meta:
         table_name = "step_runs"
-        indexes = ((("execution", "step_id"), True),)
+        indexes = (
+            (("execution", "step_id"), True),
+            (("status", "next_attempt_at"), False),
+            (("status", "lease_expires_at"), False),
+        )
+
+
+class Approval(TenantScoped):
+    """A human gate of one approval step; decisions are rows of ApprovalDecision."""
+
+    id = CharField(primary_key=True, max_length=64, default=lambda: new_sortable_id("ap"))
+    execution = ForeignKeyField(Execution, column_name="execution_id", on_delete="CASCADE")
+    step_id = CharField(max_length=128)
+    status = CharField(max_length=16, constraints=[_one_of("status", APPROVAL_STATUSES)])
+    required_approvals = IntegerField(default=1, constraints=[Check("required_approvals >= 1")])
+    approvers_json = TextField(default="[]")
+    on_timeout = CharField(max_length=16, default="fail")
+    message = TextField(default="")
+    created_at = DateTimeField(default=utcnow)
+    expires_at = DateTimeField(null=True)
+    decided_at = DateTimeField(null=True)
+
+    class Meta:
+        table_name = "approvals"
+        indexes = (
+            (("execution", "step_id"), True),
+            (("status", "expires_at"), False),
+        )
+
+
+class ApprovalDecision(TenantScoped):
+    """One person's decision; unique per approval and actor, so a repeat counts once."""
+
+    id = AutoField()
+    approval = ForeignKeyField(Approval, column_name="approval_id", on_delete="CASCADE")
+    actor = CharField(max_length=254)
+    decision = CharField(max_length=8, constraints=[_one_of("decision", DECISIONS)])
+    channel = CharField(max_length=32, default="api")
+    comment = TextField(default="")
+    decided_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "approval_decisions"
+        indexes = ((("approval", "actor"), True),)
 
 
 class Recipient(TenantScoped):
@@ -357,6 +430,8 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
     WorkflowVersion,
     Execution,
     StepRun,
+    Approval,
+    ApprovalDecision,
     Recipient,
     Group,
     GroupMember,

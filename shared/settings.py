@@ -22,6 +22,8 @@ from shared.errors import SettingsError
 PREFIX = "AISOPSFLOW_"
 MODES = ("onprem", "saas")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+#: The plugins `aisopsflow up` starts, in port order (plugin i on PLUGIN_BASE_PORT + i).
+BUNDLED_PLUGINS = ("slack", "email", "telegram", "teams", "kakao-mock")
 
 
 def _text(name: str, raw: str) -> str:
@@ -100,6 +102,16 @@ def _slug(name: str, raw: str) -> str:
     return value
 
 
+def _plugin_urls(name: str, raw: str) -> str:
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        plugin, sep, url = item.partition("=")
+        if not sep or not plugin.strip() or not re.match(r"^https?://", url.strip()):
+            raise SettingsError(
+                f"{name}: expected name=http(s)://host:port pairs separated by commas, got {item!r}"
+            )
+    return raw.strip()
+
+
 def _env(variable: str, parse: Callable[[str, str], Any], default: Any, doc: str) -> Any:
     """Declare a settings field bound to one environment variable."""
     return field(default=default, metadata={"env": variable, "parse": parse, "doc": doc})
@@ -126,6 +138,12 @@ class Settings:
         _redis_url,
         "",
         "Redis URL for the Dramatiq broker. Unset: the embedded Redis that `aisopsflow up` starts on `<DATA_DIR>/redis.sock`.",
+    )
+    redis_namespace: str = _env(
+        "REDIS_NAMESPACE",
+        _slug,
+        "aisopsflow",
+        "Prefix of every Redis key and queue, so several installations can share one Redis.",
     )
     mode: str = _env(
         "MODE", _choice(MODES), "onprem", "`onprem` (one tenant) or `saas` (many tenants)."
@@ -157,6 +175,12 @@ class Settings:
         _port,
         8091,
         "First port of the bundled plugins; each plugin takes the next one (slack, email, telegram, teams, kakao-mock).",
+    )
+    plugin_urls: str = _env(
+        "PLUGIN_URLS",
+        _plugin_urls,
+        "",
+        "Where Core reaches each plugin, `name=url` comma-separated (e.g. `slack=http://plugin-slack:8091`). Unset: `http://<PLUGIN_HOST>:<port>` as `aisopsflow up` starts them.",
     )
     token_ttl_seconds: int = _env(
         "TOKEN_TTL_SECONDS",
@@ -207,6 +231,14 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'aisopsflow.db').resolve()}"
+
+    def plugin_url(self, name: str) -> str:
+        """Base URL Core uses to reach plugin ``name``."""
+        for item in filter(None, (part.strip() for part in self.plugin_urls.split(","))):
+            plugin, _, url = item.partition("=")
+            if plugin.strip() == name:
+                return url.strip().rstrip("/")
+        return f"http://{self.plugin_host}:{self.plugin_base_port + BUNDLED_PLUGINS.index(name)}"
 
     @property
     def embedded_redis(self) -> bool:

@@ -23,4 +23,8 @@ def build_middleware() -> list[Middleware]:
 
 def build_broker(settings: Settings) -> RedisBroker:
     """A Redis broker on ``settings.resolved_redis_url`` with the middleware above."""
-    return RedisBroker(url=settings.resolved_redis_url, middleware=build_middleware())
+    return RedisBroker(
+        url=settings.resolved_redis_url,
+        namespace=settings.redis_namespace,
+        middleware=build_middleware(),
+    )

@@ -7,8 +7,10 @@ import importlib
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 
+from shared.db import bind
 from shared.settings import Settings, load_settings
 from worker.broker import build_broker
+from worker.step_runner import Runtime
 
 
 def setup(settings: Settings | None = None) -> RedisBroker:
@@ -18,9 +20,12 @@ def setup(settings: Settings | None = None) -> RedisBroker:
     time, and the actors are imported only after the broker is installed because
     ``@dramatiq.actor`` binds to whatever broker is current when it runs.
     """
-    broker = build_broker(settings or load_settings())
+    settings = settings or load_settings()
+    bind(settings.resolved_database_url)
+    broker = build_broker(settings)
     dramatiq.set_broker(broker)
     actors = importlib.import_module("worker.actors")
+    actors.use_runtime(Runtime.build(settings))
     # A second call in one process (tests) finds the module already imported: move
     # its actors onto the new broker, or they would keep sending to the old one.
     for actor in vars(actors).values():

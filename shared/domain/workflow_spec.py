@@ -1,134 +1,538 @@
-"""Workflow YAML: parse and check the top-level shape, reporting every problem with its place.
+"""Workflow YAML: parse into a typed model, reporting every problem with its path and place.
 
-The engine issue extends this into the full typed model; the CLI's
-``workflow validate`` and the API share it.
+``parse_workflow`` gives a :class:`WorkflowSpec` or raises :class:`SpecInvalid` with all the
+problems; ``validate_document`` returns them. The CLI's ``workflow validate``, the
+workflow API and the engine share both. Step types' own fields live in
+:mod:`shared.domain.step_specs`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+from croniter import croniter
 
-REQUIRED_FIELDS: dict[str, type] = {"id": str, "name": str, "triggers": list, "steps": list}
-OPTIONAL_FIELDS: dict[str, type] = {"enabled": bool, "vars": dict, "description": str}
-STEP_TYPES = ("http", "notify", "approval", "condition")
+from shared.domain.step_specs import (
+    MAX_TIMEOUT_SECONDS,
+    STEP_READERS,
+    Fields,
+    Invalid,
+    Scope,
+    SpecProblem,
+    Spot,
+    boolean,
+    check_data,
+    integer,
+    matching,
+    non_empty,
+    one_of,
+    plain,
+    seconds,
+    str_value,
+)
+from shared.errors import ValidationError
+
+__all__ = [
+    "DEFAULT_TIMEOUT_SECONDS",
+    "CronTrigger",
+    "RetryPolicy",
+    "SpecInvalid",
+    "SpecProblem",
+    "Step",
+    "WebhookAuth",
+    "WebhookTrigger",
+    "WorkflowSpec",
+    "parse_workflow",
+    "validate_document",
+]
+
+STEP_TYPES = tuple(STEP_READERS)
 TRIGGER_TYPES = ("webhook", "cron")
+#: Each step type's time limit when the step sets no ``timeout_seconds``, in seconds.
+DEFAULT_TIMEOUT_SECONDS = {"http": 30, "notify": 30, "condition": 10, "approval": 86_400}
+#: Most values a document may expand to (YAML aliases can multiply a small file).
+MAX_DOCUMENT_VALUES = 100_000
+#: The context ``dedupe_key`` and ``resolve_when`` see: the request, before any step runs.
+TRIGGER_NAMES = frozenset({"body", "headers", "query", "trigger"})
+
+ID = matching(
+    re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}"),
+    "an id of letters, digits, '_' and '-' (at most 64, not starting with a digit or '-')",
+)
+_HOOK_PATH = matching(
+    re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}|"), "a path of letters, digits, '_', '.', '-'"
+)
+_HEADER = matching(re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+"), "an HTTP header name")
+# The same rule as shared.secrets_store.KEY_PATTERN (which this pure module cannot import).
+_SECRET = matching(re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}"), "a secret name")
+_SIGNATURE_FIELDS = frozenset({"timestamp", "body"})
 
 
 @dataclass(frozen=True)
-class SpecProblem:
-    """One thing wrong with a workflow document."""
+class RetryPolicy:
+    """How a failed step is retried; delays in milliseconds."""
 
-    path: str
-    message: str
-    line: int | None = None
-    column: int | None = None
-
-    def describe(self) -> str:
-        """``path (line L, column C): message``."""
-        where = f" (line {self.line}, column {self.column})" if self.line else ""
-        return f"{self.path or '<document>'}{where}: {self.message}"
+    max: int = 0
+    backoff_ms: int = 1000
+    max_backoff_ms: int = 60_000
+    jitter: bool = True
+    retry_on: tuple[str | int, ...] = ()
 
 
-class _LineLoader(yaml.SafeLoader):
-    """A safe loader that remembers where each mapping key was written."""
+@dataclass(frozen=True)
+class WebhookAuth:
+    """How a webhook request proves where it came from (``secret`` names a tenant secret)."""
+
+    type: str
+    secret: str
+    header: str
+    algorithm: str = "sha256"
+    prefix: str = ""
+    timestamp_header: str | None = None
+    tolerance_seconds: int = 300
+    signature_base: str | None = None
 
 
-def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
-    mapping = loader.construct_mapping(node, deep=True)
-    mapping["__lines__"] = {
-        key_node.value: (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-        for key_node, _ in node.value
-        if isinstance(key_node, yaml.ScalarNode)
-    }
-    mapping["__line__"] = (node.start_mark.line + 1, node.start_mark.column + 1)
-    return mapping
+@dataclass(frozen=True)
+class WebhookTrigger:
+    """``POST /api/hooks/{workflow}/{path}`` starts the workflow."""
+
+    path: str = ""
+    dedupe_key: str | None = None
+    dedupe_window_seconds: int | None = None
+    resolve_when: str | None = None
+    auth: WebhookAuth | None = None
+    type: str = "webhook"
 
 
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+@dataclass(frozen=True)
+class CronTrigger:
+    """A schedule; ``expr`` has 5 fields, or 6 with seconds last (croniter's order)."""
+
+    expr: str
+    tz: str = "UTC"
+    misfire_grace_seconds: int = 60
+    catch_up: bool = False
+    catch_up_limit: int = 10
+    type: str = "cron"
 
 
-def _place(mapping: dict[str, Any], key: str | None = None) -> tuple[int | None, int | None]:
-    if key is not None and key in mapping.get("__lines__", {}):
-        return mapping["__lines__"][key]
-    return mapping.get("__line__", (None, None))
+@dataclass(frozen=True)
+class Step:
+    """One step; ``params`` holds its type's own fields, checked, with defaults filled in."""
+
+    id: str
+    type: str
+    when: str | None
+    timeout_seconds: float
+    retry: RetryPolicy
+    continue_on_error: bool
+    params: Mapping[str, Any]
 
 
-def _type_name(kind: type) -> str:
-    return {str: "a string", list: "a list", dict: "a mapping", bool: "true or false"}[kind]
+@dataclass(frozen=True)
+class WorkflowSpec:
+    """A whole, valid workflow."""
+
+    id: str
+    name: str
+    enabled: bool
+    description: str
+    vars: Mapping[str, Any]
+    triggers: tuple[WebhookTrigger | CronTrigger, ...]
+    steps: tuple[Step, ...]
+
+    def step_index(self, step_id: str) -> int:
+        """The position of step ``step_id``; KeyError when there is none."""
+        for index, step in enumerate(self.steps):
+            if step.id == step_id:
+                return index
+        raise KeyError(f"workflow {self.id!r} has no step {step_id!r}")
+
+    def step(self, step_id: str) -> Step:
+        """The step ``step_id``; KeyError when there is none."""
+        return self.steps[self.step_index(step_id)]
+
+    def webhook_trigger(self, path: str = "") -> WebhookTrigger | None:
+        """The webhook trigger at ``path``; for "" the one without a path, or the only one."""
+        hooks = [trigger for trigger in self.triggers if isinstance(trigger, WebhookTrigger)]
+        for hook in hooks:
+            if hook.path == path:
+                return hook
+        return hooks[0] if path == "" and len(hooks) == 1 else None
+
+    def cron_triggers(self) -> tuple[CronTrigger, ...]:
+        return tuple(trigger for trigger in self.triggers if isinstance(trigger, CronTrigger))
+
+
+class SpecInvalid(ValidationError):
+    """A workflow document has problems; ``problems`` lists them all."""
+
+    def __init__(self, problems: list[SpecProblem]) -> None:
+        first = problems[0].describe() if problems else "unknown problem"
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        super().__init__(
+            f"workflow is not valid: {first}{more}",
+            errors=[
+                {"path": p.path, "message": p.message, "line": p.line, "column": p.column}
+                for p in problems
+            ],
+        )
+        self.problems = problems
+
+
+# ---- YAML with positions ------------------------------------------------------------------
+
+
+class _Map(dict):
+    """A YAML mapping that remembers where it and each of its keys were written."""
+
+    mark: tuple[int, int]
+    key_marks: dict[Any, tuple[int, int]]
+    duplicates: list[tuple[Any, tuple[int, int]]]
+
+
+class _Seq(list):
+    """A YAML list that remembers where it and each item were written."""
+
+    mark: tuple[int, int]
+    item_marks: list[tuple[int, int]]
+
+
+class _Loader(yaml.SafeLoader):
+    """A safe loader building _Map and _Seq."""
+
+
+def _mark(node: yaml.Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def _construct_map(loader: _Loader, node: yaml.MappingNode) -> _Map:
+    written = sum(1 for key, _ in node.value if key.tag != "tag:yaml.org,2002:merge")
+    loader.flatten_mapping(node)
+    merged = len(node.value) - written  # merged keys come first; written keys override them
+    result = _Map()
+    result.mark, result.key_marks, result.duplicates = _mark(node), {}, []
+    written_keys: set[Any] = set()
+    for index, (key_node, value_node) in enumerate(node.value):
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping",
+                node.start_mark,
+                "found an unhashable key",
+                key_node.start_mark,
+            ) from None
+        if index >= merged:
+            if key in written_keys:
+                result.duplicates.append((key, _mark(key_node)))
+            written_keys.add(key)
+        result[key] = loader.construct_object(value_node, deep=True)
+        result.key_marks[key] = _mark(key_node)
+    return result
+
+
+def _construct_seq(loader: _Loader, node: yaml.SequenceNode) -> _Seq:
+    result = _Seq(loader.construct_object(child, deep=True) for child in node.value)
+    result.mark, result.item_marks = _mark(node), [_mark(child) for child in node.value]
+    return result
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_map)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_seq)
+
+
+def _load(text: str) -> tuple[Any, list[SpecProblem]]:
+    """The document, or the problems that stop it from being read at all."""
+    try:
+        loader = _Loader(text)
+        try:
+            document = loader.get_single_data()
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        problem = getattr(error, "problem", None) or str(error)
+        place = (mark.line + 1, mark.column + 1) if mark else (None, None)
+        return None, [SpecProblem("", f"not valid YAML: {problem}", *place)]
+    if not isinstance(document, Mapping):
+        return None, [SpecProblem("", "expected a mapping with id, name, triggers and steps", 1, 1)]
+    problems = _duplicate_keys(document)
+    if problems is None:
+        return None, [SpecProblem("", f"the document expands to over {MAX_DOCUMENT_VALUES} values")]
+    return document, problems
+
+
+def _duplicate_keys(document: _Map) -> list[SpecProblem] | None:
+    """Duplicate keys anywhere; None when aliases expand the document too far to read."""
+    problems: list[SpecProblem] = []
+    pending: list[tuple[Any, Spot]] = [(document, Spot(""))]
+    seen = 0
+    while pending:
+        value, spot = pending.pop()
+        seen += 1
+        if seen > MAX_DOCUMENT_VALUES:
+            return None
+        if isinstance(value, _Map):
+            for key, (line, column) in value.duplicates:
+                problems.append(
+                    SpecProblem(spot.key(value, key).path, f"duplicate key {key!r}", line, column)
+                )
+            pending.extend((item, spot.key(value, key)) for key, item in value.items())
+        elif isinstance(value, list):
+            pending.extend((item, spot.item(value, i)) for i, item in enumerate(value))
+    return problems
+
+
+# ---- the document -------------------------------------------------------------------------
+
+
+def _read_document(text: str) -> tuple[WorkflowSpec | None, list[SpecProblem]]:
+    try:
+        return _read(text)
+    except RecursionError:  # PyYAML and the checks recurse once per level of nesting
+        return None, [SpecProblem("", "the document is nested too deeply to read")]
+
+
+def _read(text: str) -> tuple[WorkflowSpec | None, list[SpecProblem]]:
+    document, problems = _load(text)
+    if document is None:
+        return None, problems
+    top = Fields(document, Spot(""), problems)
+    workflow_id = top.get("id", ID, required=True)
+    name = top.get("name", non_empty, required=True)
+    description = top.get("description", str_value, "")
+    enabled = top.get("enabled", boolean, True)
+    variables: dict[str, Any] = {}
+    vars_fields = top.fields("vars")
+    if vars_fields is not None:
+        check_data(vars_fields.mapping, vars_fields.spot, problems)
+        variables = plain(vars_fields.mapping)
+    known_vars = None if "vars" in top and vars_fields is None else frozenset(variables)
+    triggers = _read_triggers(top)
+    steps = _read_steps(top, Scope(variables=known_vars))
+    top.finish()
+    if problems:
+        return None, sorted(problems, key=lambda problem: (problem.line or 0, problem.column or 0))
+    spec = WorkflowSpec(
+        workflow_id, name, enabled, description, variables, tuple(triggers), tuple(steps)
+    )
+    return spec, []
+
+
+def parse_workflow(text: str) -> WorkflowSpec:
+    """The workflow in YAML ``text``; SpecInvalid lists every problem when it is not valid."""
+    spec, problems = _read_document(text)
+    if spec is None:
+        raise SpecInvalid(problems)
+    return spec
 
 
 def validate_document(text: str) -> list[SpecProblem]:
     """Every problem found in a workflow YAML document; empty when it is valid."""
-    try:
-        document = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - _LineLoader is a SafeLoader
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        return [
-            SpecProblem(
-                "",
-                f"not valid YAML: {getattr(error, 'problem', None) or error}",
-                mark.line + 1 if mark else None,
-                mark.column + 1 if mark else None,
-            )
-        ]
-    if not isinstance(document, dict):
-        return [SpecProblem("", "expected a mapping with id, name, triggers and steps", 1, 1)]
+    return _read_document(text)[1]
 
-    problems: list[SpecProblem] = []
-    known = {**REQUIRED_FIELDS, **OPTIONAL_FIELDS}
-    for key in document.keys() - {"__lines__", "__line__"} - known.keys():
-        problems.append(SpecProblem(str(key), "unknown field", *_place(document, key)))
-    for key, kind in known.items():
-        if key not in document:
-            if key in REQUIRED_FIELDS:
-                problems.append(SpecProblem(key, "required field is missing", *_place(document)))
+
+# ---- triggers -----------------------------------------------------------------------------
+
+
+def _read_triggers(top: Fields) -> list[WebhookTrigger | CronTrigger]:
+    triggers: list[WebhookTrigger | CronTrigger] = []
+    paths: dict[str, str] = {}
+    for item, spot in top.items("triggers", required=True, non_empty=True) or []:
+        fields = Fields.of(item, spot, top.problems)
+        if fields is None:
             continue
-        if not isinstance(document[key], kind):
-            problems.append(
-                SpecProblem(key, f"expected {_type_name(kind)}", *_place(document, key))
-            )
-
-    problems += _check_items(document, "triggers", "type", TRIGGER_TYPES)
-    problems += _check_items(document, "steps", "type", STEP_TYPES)
-    seen: set[str] = set()
-    for index, step in enumerate(document.get("steps") or []):
-        if isinstance(step, dict) and isinstance(step.get("id"), str):
-            if step["id"] in seen:
-                problems.append(
-                    SpecProblem(
-                        f"steps[{index}].id",
-                        f"duplicate step id {step['id']!r}",
-                        *_place(step, "id"),
-                    )
-                )
-            seen.add(step["id"])
-        elif isinstance(step, dict):
-            problems.append(
-                SpecProblem(f"steps[{index}].id", "required field is missing", *_place(step))
-            )
-    return problems
+        kind = fields.get("type", one_of(*TRIGGER_TYPES), required=True)
+        if kind == "webhook":
+            hook = _read_webhook(fields)
+            if hook.path in paths and fields.mapping.get("path", "") == hook.path:
+                fields.report("path", f"path {hook.path!r} is already used by {paths[hook.path]}")
+            paths.setdefault(hook.path, spot.path)
+            triggers.append(hook)
+        elif kind == "cron":
+            triggers.append(_read_cron(fields))
+        fields.finish(strict=kind is not None)
+    return triggers
 
 
-def _check_items(
-    document: dict[str, Any], field: str, type_key: str, allowed: tuple[str, ...]
-) -> list[SpecProblem]:
-    items = document.get(field)
-    if not isinstance(items, list):
-        return []
-    problems = []
-    for index, item in enumerate(items):
-        path = f"{field}[{index}]"
-        if not isinstance(item, dict):
-            problems.append(SpecProblem(path, "expected a mapping", *_place(document, field)))
-        elif item.get(type_key) not in allowed:
-            problems.append(
-                SpecProblem(
-                    f"{path}.{type_key}",
-                    f"expected one of {', '.join(allowed)}, got {item.get(type_key)!r}",
-                    *_place(item, type_key),
-                )
-            )
-    return problems
+def _read_webhook(fields: Fields) -> WebhookTrigger:
+    scope = Scope(names=TRIGGER_NAMES)
+    hook = WebhookTrigger(
+        path=fields.get("path", _HOOK_PATH, ""),
+        dedupe_key=fields.template("dedupe_key", scope),
+        dedupe_window_seconds=fields.get("dedupe_window_seconds", integer(1), None),
+        resolve_when=fields.expression("resolve_when", scope),
+        auth=_read_auth(fields),
+    )
+    for key in ("dedupe_window_seconds", "resolve_when"):
+        if key in fields and "dedupe_key" not in fields:
+            fields.report(key, "needs a dedupe_key: it applies to executions with the same key")
+    return hook
+
+
+def _signature_base(value: Any) -> str:
+    try:
+        fields = [
+            (name, spec, conversion)
+            for _, name, spec, conversion in string.Formatter().parse(non_empty(value))
+            if name is not None
+        ]
+    except ValueError:
+        fields = [("", "", "")]
+    names = {name for name, spec, conversion in fields if not (spec or conversion)}
+    if len(names) != len(fields) or "body" not in names or not names <= _SIGNATURE_FIELDS:
+        raise Invalid(
+            "expected text with {body} and optionally {timestamp}, like 'v0:{timestamp}:{body}'"
+            f", got {value!r}"
+        )
+    return value
+
+
+def _read_auth(hook: Fields) -> WebhookAuth | None:
+    fields = hook.fields("auth")
+    if fields is None:
+        return None
+    kind = fields.get("type", one_of("hmac", "token"), required=True)
+    secret = fields.get("secret", _SECRET, required=True)
+    header = fields.get("header", _HEADER, required=True)
+    prefix = fields.get("prefix", str_value, "")
+    hmac_only = {}
+    if kind == "hmac":
+        hmac_only = {
+            "algorithm": fields.get("algorithm", one_of("sha1", "sha256", "sha512"), "sha256"),
+            "timestamp_header": fields.get("timestamp_header", _HEADER, None),
+            "tolerance_seconds": fields.get("tolerance_seconds", integer(1, 86_400), 300),
+            "signature_base": fields.get("signature_base", _signature_base, None),
+        }
+        for key in ("tolerance_seconds", "signature_base"):
+            if key in fields and "timestamp_header" not in fields:
+                fields.report(key, "needs a timestamp_header")
+    elif kind == "token":
+        for key in ("algorithm", "timestamp_header", "tolerance_seconds", "signature_base"):
+            if key in fields:
+                fields.raw(key)
+                fields.report(key, "applies to type hmac only")
+    fields.finish(strict=kind is not None)
+    if kind is None or secret is None or header is None:
+        return None
+    return WebhookAuth(kind, secret, header, prefix=prefix, **hmac_only)
+
+
+def _cron_expression(value: Any) -> str:
+    expr = non_empty(value).strip()
+    count = len(expr.split())
+    if not expr.startswith("@") and count not in (5, 6):
+        raise Invalid(
+            f"expected 5 fields (minute hour day month weekday), or 6 with seconds last, "
+            f"got {count} in {expr!r}"
+        )
+    try:
+        valid = croniter.is_valid(expr)
+    except Exception:  # croniter raises its own errors for some malformed input
+        valid = False
+    if not valid:
+        raise Invalid(f"{expr!r} is not a valid cron expression")
+    return expr
+
+
+def _time_zone(value: Any) -> str:
+    try:
+        ZoneInfo(non_empty(value))
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise Invalid(f"unknown time zone {value!r}; use an IANA name like 'Asia/Seoul'") from None
+    return value
+
+
+def _read_cron(fields: Fields) -> CronTrigger:
+    return CronTrigger(
+        expr=fields.get("expr", _cron_expression, "", required=True),
+        tz=fields.get("tz", _time_zone, "UTC"),
+        misfire_grace_seconds=fields.get("misfire_grace_seconds", integer(0, 86_400), 60),
+        catch_up=fields.get("catch_up", boolean, False),
+        catch_up_limit=fields.get("catch_up_limit", integer(1, 1000), 10),
+    )
+
+
+# ---- steps --------------------------------------------------------------------------------
+
+
+def _read_steps(top: Fields, workflow_scope: Scope) -> list[Step]:
+    steps: list[Step] = []
+    earlier: dict[str, str] = {}
+    for item, spot in top.items("steps", required=True, non_empty=True) or []:
+        fields = Fields.of(item, spot, top.problems)
+        if fields is None:
+            continue
+        step = _read_step(fields, replace(workflow_scope, earlier_steps=frozenset(earlier)))
+        step_id = fields.mapping.get("id")
+        if isinstance(step_id, str) and step_id in earlier:
+            fields.report("id", f"duplicate step id {step_id!r} (first used by {earlier[step_id]})")
+        elif isinstance(step_id, str):
+            earlier[step_id] = spot.path
+        if step is not None:
+            steps.append(step)
+    return steps
+
+
+def _read_step(fields: Fields, scope: Scope) -> Step | None:
+    step_id = fields.get("id", ID, required=True)
+    kind = fields.get("type", one_of(*STEP_TYPES), required=True)
+    when = fields.expression("when", scope)
+    timeout = fields.get(
+        "timeout_seconds",
+        seconds(MAX_TIMEOUT_SECONDS),
+        float(DEFAULT_TIMEOUT_SECONDS.get(kind, 30)),
+    )
+    retry = _read_retry(fields)
+    continue_on_error = fields.get("continue_on_error", boolean, False)
+    if kind is None:
+        fields.finish(strict=False)
+        return None
+    params = STEP_READERS[kind](fields, scope, timeout)
+    fields.finish()
+    if step_id is None:
+        return None
+    return Step(step_id, kind, when, timeout, retry, continue_on_error, params)
+
+
+def _retry_trigger(value: Any) -> str | int:
+    if isinstance(value, str) and value.lower() in ("5xx", "4xx", "timeout", "connection"):
+        return value.lower()
+    if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 599:
+        return value
+    raise Invalid(f"expected a status code, '5xx', '4xx', 'timeout' or 'connection', got {value!r}")
+
+
+def _read_retry(step: Fields) -> RetryPolicy:
+    fields = step.fields("retry")
+    if fields is None:
+        return RetryPolicy()
+    backoff = fields.get("backoff_ms", integer(0, MAX_TIMEOUT_SECONDS * 1000), 1000)
+    retry_on = []
+    for item, spot in fields.items("retry_on") or []:
+        try:
+            retry_on.append(_retry_trigger(item))
+        except Invalid as error:
+            fields.problems.append(spot.problem(str(error)))
+    policy = RetryPolicy(
+        max=fields.get("max", integer(0, 20), 0),
+        backoff_ms=backoff,
+        max_backoff_ms=fields.get(
+            "max_backoff_ms", integer(0, MAX_TIMEOUT_SECONDS * 1000), max(60_000, backoff)
+        ),
+        jitter=fields.get("jitter", boolean, True),
+        retry_on=tuple(dict.fromkeys(retry_on)),
+    )
+    if policy.max_backoff_ms < policy.backoff_ms:
+        fields.report("max_backoff_ms", f"must be at least backoff_ms ({policy.backoff_ms})")
+    fields.finish()
+    return policy

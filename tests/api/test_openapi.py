@@ -6,6 +6,9 @@ import re
 
 from openapi_spec_validator import validate
 
+#: POST routes that are actions without a body.
+BODILESS_ACTIONS = ("/logout", "/enable", "/disable", "/retry", "/cancel")
+
 
 def test_openapi_document_is_valid(client):
     response = client.get("/api/openapi.json")
@@ -29,7 +32,7 @@ def test_every_api_route_is_documented_with_schemas(app, client):
                 continue
             success = [code for code in operation["responses"] if code.startswith("2")]
             assert success, (method, path)
-            if method in ("post", "put", "patch") and path != "/api/logout":
+            if method in ("post", "put", "patch") and not path.endswith(BODILESS_ACTIONS):
                 assert "requestBody" in operation, (method, path)
 
 

@@ -1,4 +1,9 @@
-"""A secret's value shows up in no response, log line or audit row, whatever endpoint is called."""
+"""A secret's value shows up in no response, log line, step input/output or audit row.
+
+A workflow sends the secret to a loopback server that echoes it back; its steps
+run through the real step runner in this process. Then every documented
+operation is called.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,34 @@ import logging
 import re
 import uuid
 
+import pytest
+
 from shared.db import connection
-from shared.models import AuditLog
+from shared.models import AuditLog, StepRun
+from tests.support.loopback import Loopback
+from tests.support.steps import run_pending_steps
 
 SECRET_VALUE = f"leak-canary-{uuid.uuid4().hex}"
+
+WORKFLOW = """
+id: leaky
+name: sends a secret to an echo server
+triggers:
+  - type: webhook
+    path: main
+steps:
+  - id: call
+    type: http
+    method: POST
+    url: {url}/echo
+    headers:
+      Authorization: "Bearer {{{{ secrets.DB_PASSWORD }}}}"
+    json:
+      password: "{{{{ secrets.DB_PASSWORD }}}}"
+      note: "x{{{{ secrets.DB_PASSWORD }}}}y"
+  - id: ask
+    type: approval
+"""
 
 # Bodies for the operations that take one; the rest are sent without a body.
 BODIES = {
@@ -26,6 +55,9 @@ BODIES = {
     ("patch", "/api/groups/{group_id}"): {"name": "dba-2"},
     ("put", "/api/groups/{group_id}/members"): {"members": []},
     ("put", "/api/secrets/{key}"): {"value": SECRET_VALUE},
+    ("post", "/api/hooks/{workflow_id}"): {"password": SECRET_VALUE},
+    ("post", "/api/hooks/{workflow_id}/{path}"): {"alert": "disk"},
+    ("post", "/api/approvals/{execution_id}/{step_id}/resolve"): {"decision": "approve"},
 }
 
 
@@ -37,10 +69,30 @@ def _order(operation: tuple[str, str]) -> tuple[int, str]:
     return (1 if method == "delete" else 0), path
 
 
-def test_secret_value_appears_nowhere(world, caplog):
+@pytest.fixture
+def echo():
+    with Loopback() as server:
+        server.route("/echo", body="echo")
+        yield server
+
+
+def test_secret_value_appears_nowhere(world, saas_settings, echo, caplog):
     caplog.set_level(logging.DEBUG)
     admin = "acme-admin"
     world.call(admin, "PUT", "/api/secrets/DB_PASSWORD", json={"value": SECRET_VALUE})
+    world.call(
+        admin,
+        "PUT",
+        "/api/workflows/leaky",
+        data=WORKFLOW.format(url=echo.url),
+        content_type="application/yaml",
+    )
+    execution_id = world.client.post("/api/hooks/leaky/main?tenant=acme", json={"x": 1}).json[
+        "execution_id"
+    ]
+    run_pending_steps(saas_settings, execution_id)
+    assert SECRET_VALUE in echo.hits["/echo"][0]["body"]  # the step really used it
+
     ids = {
         "user_id": world.users["acme-viewer"],
         "recipient_id": world.call(admin, "POST", "/api/recipients", json={"name": "Kim"}).json[
@@ -48,6 +100,10 @@ def test_secret_value_appears_nowhere(world, caplog):
         ],
         "group_id": world.call(admin, "POST", "/api/groups", json={"name": "oncall"}).json["id"],
         "key": "DB_PASSWORD",
+        "workflow_id": "leaky",
+        "path": "main",
+        "execution_id": execution_id,
+        "step_id": "ask",
     }
     spec = world.client.get("/api/openapi.json").json
     operations = sorted(
@@ -63,16 +119,28 @@ def test_secret_value_appears_nowhere(world, caplog):
     exercised = []
     for method, path in operations:
         url = re.sub(r"\{(\w+)\}", lambda match: ids[match.group(1)], path)
-        body = BODIES.get((method, path))
-        response = world.call(admin, method.upper(), url, json=body)
+        if path.startswith("/api/hooks"):
+            url += "?tenant=acme"
+        if (method, path) == ("put", "/api/workflows/{workflow_id}"):
+            response = world.call(
+                admin,
+                "PUT",
+                url,
+                data=WORKFLOW.format(url=echo.url) + "\n",
+                content_type="application/yaml",
+            )
+        else:
+            response = world.call(admin, method.upper(), url, json=BODIES.get((method, path)))
         exercised.append((method, path, response.status_code))
         assert response.status_code < 500, (method, path, response.json)
         assert SECRET_VALUE not in response.get_data(as_text=True), (method, path)
         assert SECRET_VALUE not in str(response.headers), (method, path)
 
-    assert len(exercised) == len(operations) >= 15
+    assert len(exercised) == len(operations) >= 25
     assert SECRET_VALUE not in caplog.text
     with connection():
         assert not [
             row for row in AuditLog.select() if SECRET_VALUE in row.metadata_redacted + row.target
         ]
+        for run in StepRun.select():
+            assert SECRET_VALUE not in run.input_redacted + run.output_redacted + (run.error or "")

@@ -132,3 +132,56 @@ def test_saas_webhook_names_its_tenant_by_query_or_header(world, saas_settings):
         for query in ({}, {"tenant": "initech"}):
             with pytest.raises(NotFound):
                 webhook_tenant(saas_settings, query, {})
+
+
+GATE = """
+id: gate
+name: gate
+triggers: [{type: webhook}]
+steps:
+  - id: ask
+    type: approval
+"""
+
+
+def test_workflows_executions_and_approvals_are_per_tenant(world, saas_settings):
+    from tests.support.steps import run_pending_steps
+
+    world.call(
+        "acme-admin", "PUT", "/api/workflows/gate", data=GATE, content_type="application/yaml"
+    )
+    execution_id = world.client.post("/api/hooks/gate?tenant=acme", json={}).json["execution_id"]
+    run_pending_steps(saas_settings, execution_id)
+    other = "globex-admin"
+
+    assert world.call(other, "GET", "/api/workflows").json == []
+    for method, path in [
+        ("GET", "/api/workflows/gate"),
+        ("DELETE", "/api/workflows/gate"),
+        ("POST", "/api/workflows/gate/enable"),
+        ("POST", "/api/workflows/gate/disable"),
+        ("GET", f"/api/executions/{execution_id}"),
+        ("POST", f"/api/executions/{execution_id}/retry"),
+        ("POST", f"/api/executions/{execution_id}/cancel"),
+    ]:
+        assert world.call(other, method, path).status_code == 404, (method, path)
+    assert (
+        world.call(
+            other,
+            "POST",
+            f"/api/approvals/{execution_id}/ask/resolve",
+            json={"decision": "approve"},
+        ).status_code
+        == 404
+    )
+    assert world.client.post("/api/hooks/gate?tenant=globex", json={}).status_code == 404
+    assert world.call(other, "GET", "/api/executions").json["items"] == []
+    assert world.call(other, "GET", "/api/approvals").json == []
+
+    assert (
+        world.call("acme-admin", "GET", f"/api/executions/{execution_id}").json["status"]
+        == "waiting_approval"
+    )
+    assert [
+        item["execution_id"] for item in world.call("acme-admin", "GET", "/api/approvals").json
+    ] == [execution_id]

@@ -1,0 +1,83 @@
+"""How a step's outcome moves its execution: pure rules, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Execution statuses from which nothing more happens.
+ENDED_EXECUTION = frozenset({"succeeded", "failed", "rejected", "timed_out", "cancelled"})
+#: Execution statuses that may still change.
+ACTIVE_EXECUTION = frozenset({"queued", "running", "waiting_approval"})
+#: Step statuses after which the step never runs again.
+ENDED_STEP = frozenset({"succeeded", "failed", "rejected", "timed_out", "skipped", "cancelled"})
+#: Executions that POST /retry may restart.
+RETRYABLE_EXECUTION = frozenset({"failed", "timed_out"})
+
+#: Attempts a step may lose to dying workers beyond its retry count (so a crash is survivable
+#: even with retry.max 0, and a message that keeps killing its worker still ends).
+MIN_LOST_ATTEMPTS_ALLOWED = 2
+
+#: Milliseconds a lease outlives the step's own timeout before another worker may take over.
+LEASE_GRACE_MS = 5_000
+#: Milliseconds the Dramatiq time limit outlives the step's own I/O timeout.
+TIME_LIMIT_GRACE_MS = 2_000
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What running a step once produced.
+
+    ``status`` is one of succeeded, failed, skipped, waiting_approval, rejected,
+    timed_out, or ``retry`` (a retryable failure with attempts left).
+    ``stop_after`` ends the execution successfully after this step (a false
+    condition with ``on_false: skip``).
+    """
+
+    status: str
+    output: dict[str, Any] = field(default_factory=dict)
+    input: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    retry_delay_ms: int = 0
+    stop_after: bool = False
+
+
+@dataclass(frozen=True)
+class Effect:
+    """What the execution does next: continue, wait, retry, or end with a status."""
+
+    action: str  # "continue" | "wait" | "retry" | "end"
+    execution_status: str | None = None
+    error_summary: str | None = None
+
+
+def effect_of(step_id: str, outcome: Outcome, *, continue_on_error: bool, is_last: bool) -> Effect:
+    """The execution's next move after ``step_id`` produced ``outcome``."""
+    if outcome.status == "retry":
+        return Effect("retry")
+    if outcome.status == "waiting_approval":
+        return Effect("wait", "waiting_approval")
+    if outcome.status == "rejected":
+        return Effect(
+            "end", "rejected", f"step {step_id!r} was rejected: {outcome.error or 'rejected'}"
+        )
+    if outcome.status == "timed_out" and not continue_on_error:
+        return Effect(
+            "end", "timed_out", f"step {step_id!r} timed out: {outcome.error or 'timed out'}"
+        )
+    if outcome.status == "failed" and not continue_on_error:
+        return Effect("end", "failed", f"step {step_id!r} failed: {outcome.error or 'failed'}")
+    if outcome.stop_after or is_last:
+        return Effect("end", "succeeded")
+    return Effect("continue")
+
+
+def lost_attempts_allowed(retry_max: int) -> int:
+    """How many attempts of a step may die with their worker before the step fails."""
+    return max(retry_max, MIN_LOST_ATTEMPTS_ALLOWED)
+
+
+def step_time_budget_ms(timeout_seconds: float) -> tuple[int, int]:
+    """(Dramatiq time_limit, lease length) in milliseconds for a step's timeout."""
+    timeout_ms = int(timeout_seconds * 1000)
+    return timeout_ms + TIME_LIMIT_GRACE_MS, timeout_ms + LEASE_GRACE_MS

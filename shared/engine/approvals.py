@@ -1,0 +1,246 @@
+"""Approval gates: open one, decide on it (with a quorum), and time it out."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import peewee
+
+from shared import audit
+from shared.db import lock_for_update, write_transaction
+from shared.domain.engine_rules import Outcome
+from shared.engine.outbox import Wakeup
+from shared.engine.progress import _apply
+from shared.engine.specs import spec_of
+from shared.errors import Conflict, Forbidden, NotFound
+from shared.models import (
+    Approval,
+    ApprovalDecision,
+    Execution,
+    GroupMember,
+    Recipient,
+    StepRun,
+    User,
+    utcnow,
+)
+from shared.models import Group as DirectoryGroup
+
+
+@dataclass(frozen=True)
+class Approver:
+    """Who is deciding: a logged-in user, or a person a channel plugin vouches for."""
+
+    name: str  # audit name: the user's email, or e.g. "slack:U123"
+    user: User | None = None
+    channel: str = "api"
+    address_field: str | None = None  # recipient field a plugin identity matches (slack_id, ...)
+    address: str | None = None
+
+
+def open_approval(
+    run: StepRun, params: dict[str, Any], timeout_seconds: float, message: str, now: datetime
+) -> Approval:
+    """Create the pending approval of an approval step run (idempotent for a re-run attempt)."""
+    existing = Approval.get_or_none(
+        Approval.execution == run.execution_id, Approval.step_id == run.step_id
+    )
+    if existing is not None:
+        return existing
+    return Approval.create(
+        tenant=run.tenant_id,
+        execution=run.execution_id,
+        step_id=run.step_id,
+        status="pending",
+        required_approvals=params.get("required_approvals", 1),
+        approvers_json=json.dumps(list(params.get("approvers", []))),
+        on_timeout=params.get("on_timeout", "fail"),
+        message=message,
+        created_at=now,
+        expires_at=now + timedelta(seconds=timeout_seconds),
+    )
+
+
+def _recipient_ids_of(approver: Approver, tenant_id: str) -> set[str]:
+    if approver.user is not None:
+        condition = Recipient.email == approver.user.email
+    elif approver.address_field:
+        condition = getattr(Recipient, approver.address_field) == approver.address
+    else:
+        return set()
+    return {row.id for row in Recipient.for_tenant(tenant_id, Recipient.id).where(condition)}
+
+
+def may_decide(approver: Approver, approvers: list[str], tenant_id: str) -> bool:
+    """True when ``approver`` is one of the step's ``approvers`` (empty: any approver/admin user)."""
+    if not approvers:
+        return approver.user is not None and approver.user.role in ("approver", "admin")
+    recipients = _recipient_ids_of(approver, tenant_id)
+    for entry in approvers:
+        kind, _, value = entry.partition(":")
+        if approver.user is not None and kind == "role" and approver.user.role == value:
+            return True
+        if approver.user is not None and kind == "user" and approver.user.email == value.lower():
+            return True
+        if kind == "recipient" and value in recipients:
+            return True
+        if kind == "group" and recipients:
+            members = (
+                GroupMember.for_tenant(tenant_id)
+                .join(DirectoryGroup)
+                .where(DirectoryGroup.name == value, GroupMember.recipient.in_(list(recipients)))
+            )
+            if members.exists():
+                return True
+    return False
+
+
+def decisions_of(approval: Approval) -> list[dict[str, Any]]:
+    """Who decided what, when, through which channel, with which comment."""
+    return [
+        {
+            "actor": row.actor,
+            "decision": row.decision,
+            "channel": row.channel,
+            "comment": row.comment,
+            "decided_at": row.decided_at.isoformat(),
+        }
+        for row in ApprovalDecision.select()
+        .where(ApprovalDecision.approval == approval.id)
+        .order_by(ApprovalDecision.id)
+    ]
+
+
+def _finish(approval: Approval, status: str, outcome: Outcome, now: datetime) -> list[Wakeup]:
+    Approval.update(status=status, decided_at=now).where(Approval.id == approval.id).execute()
+    run = StepRun.get(
+        StepRun.execution == approval.execution_id, StepRun.step_id == approval.step_id
+    )
+    execution = Execution.get_by_id(approval.execution_id)
+    spec = spec_of(execution.workflow_version)
+    return _apply(execution, spec, run, outcome, now)
+
+
+def resolve(
+    tenant_id: str,
+    execution_id: str,
+    step_id: str,
+    approver: Approver,
+    decision: str,
+    comment: str = "",
+) -> tuple[Approval, list[Wakeup]]:
+    """Record a decision; approve continues once the quorum is met, one reject ends it.
+
+    Conflict names the first decision when the approval is no longer pending;
+    a repeat by the same approver counts once.
+    """
+    now = utcnow()
+    with write_transaction():
+        approval = lock_for_update(
+            Approval.for_tenant(tenant_id).where(
+                Approval.execution == execution_id, Approval.step_id == step_id
+            )
+        ).first()
+        if approval is None:
+            raise NotFound(f"no approval for step {step_id!r} of execution {execution_id!r}")
+        if approval.status != "pending":
+            first = decisions_of(approval)
+            who = f" by {first[-1]['actor']} at {first[-1]['decided_at']}" if first else ""
+            raise Conflict(
+                f"approval of step {step_id!r} was already resolved: {approval.status}{who}"
+            )
+        if not may_decide(approver, json.loads(approval.approvers_json), tenant_id):
+            raise Forbidden(f"{approver.name} is not among the approvers of step {step_id!r}")
+        try:
+            with write_transaction():
+                ApprovalDecision.create(
+                    tenant=tenant_id,
+                    approval=approval.id,
+                    actor=approver.name,
+                    decision=decision,
+                    channel=approver.channel,
+                    comment=comment,
+                    decided_at=now,
+                )
+        except peewee.IntegrityError:
+            return approval, []  # the same approver again: their first decision stands
+        audit.record(
+            tenant_id,
+            approver.name,
+            f"approval.{decision}",
+            f"execution:{execution_id}/{step_id}",
+            {"channel": approver.channel, "comment": comment},
+        )
+        decisions = decisions_of(approval)
+        approvals = [row for row in decisions if row["decision"] == "approve"]
+        output = {
+            "output": {
+                "decision": decision,
+                "decided_by": [row["actor"] for row in approvals],
+                "decisions": decisions,
+            }
+        }
+        wakeups: list[Wakeup] = []
+        if decision == "reject":
+            output["output"]["decided_by"] = [approver.name]
+            wakeups = _finish(
+                approval,
+                "rejected",
+                Outcome("rejected", output=output, error=f"rejected by {approver.name}"),
+                now,
+            )
+        elif len(approvals) >= approval.required_approvals:
+            wakeups = _finish(approval, "approved", Outcome("succeeded", output=output), now)
+        return Approval.get_by_id(approval.id), wakeups
+
+
+def expire_due(now: datetime | None = None) -> list[Wakeup]:
+    """Time out every pending approval past its expiry, per its ``on_timeout``."""
+    now = now or utcnow()
+    wakeups: list[Wakeup] = []
+    due = [
+        row.id
+        for row in Approval.select(Approval.id).where(
+            Approval.status == "pending", Approval.expires_at <= now
+        )
+    ]
+    for approval_id in due:
+        with write_transaction():
+            approval = lock_for_update(Approval.select().where(Approval.id == approval_id)).first()
+            if approval is None or approval.status != "pending":
+                continue
+            decisions = decisions_of(approval)
+            output = {
+                "output": {
+                    "decision": approval.on_timeout,
+                    "decided_by": ["timeout"],
+                    "decisions": decisions,
+                }
+            }
+            if approval.on_timeout == "approve":
+                outcome, status = Outcome("succeeded", output=output), "approved"
+            elif approval.on_timeout == "reject":
+                outcome, status = (
+                    Outcome("rejected", output=output, error="rejected on timeout"),
+                    "rejected",
+                )
+            else:
+                outcome, status = (
+                    Outcome(
+                        "timed_out",
+                        output=output,
+                        error="no decision before the approval timed out",
+                    ),
+                    "timed_out",
+                )
+            audit.record(
+                approval.tenant_id,
+                "engine",
+                f"approval.{status}",
+                f"execution:{approval.execution_id}/{approval.step_id}",
+                {"reason": "timeout"},
+            )
+            wakeups += _finish(approval, status, outcome, now)
+    return wakeups

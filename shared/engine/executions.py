@@ -1,0 +1,198 @@
+"""Starting (with race-free deduplication), cancelling and retrying executions."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import peewee
+
+from shared import audit
+from shared.db import lock_for_update, write_transaction
+from shared.domain.engine_rules import ACTIVE_EXECUTION, RETRYABLE_EXECUTION
+from shared.engine.outbox import Wakeup, wakeup_for
+from shared.engine.progress import new_step_run, schedule, set_execution_status
+from shared.engine.specs import spec_of
+from shared.errors import Conflict
+from shared.models import Approval, Execution, StepRun, Workflow, WorkflowVersion, utcnow
+
+#: Attempts at inserting when a dedupe window keeps being released under us.
+_DEDUPE_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Started:
+    """The execution a trigger started, or the earlier one it was deduplicated to."""
+
+    execution: Execution
+    deduplicated: bool
+    wakeups: tuple[Wakeup, ...] = ()
+
+
+def _insert(
+    workflow: Workflow,
+    *,
+    trigger_type: str,
+    trigger_ref: str,
+    context: dict[str, Any],
+    dedupe_key: str | None,
+    actor: str,
+) -> Started:
+    with write_transaction():
+        version = WorkflowVersion.get(
+            WorkflowVersion.workflow == workflow.id, WorkflowVersion.version == workflow.version
+        )
+        spec = spec_of(version)
+        now = utcnow()
+        # A savepoint: on PostgreSQL a failed INSERT would otherwise poison the transaction.
+        with write_transaction():
+            execution = Execution.create(
+                tenant=workflow.tenant_id,
+                workflow=workflow.id,
+                workflow_version=version.id,
+                status="queued",
+                dedupe_key=dedupe_key,
+                trigger_type=trigger_type,
+                trigger_ref=trigger_ref[:255],
+                trigger_context=json.dumps(context, default=str),
+                created_at=now,
+            )
+        run = new_step_run(execution, spec.steps[0], 0, now)
+        audit.record(
+            workflow.tenant_id,
+            actor,
+            "execution.queued",
+            f"execution:{execution.id}",
+            {
+                "workflow": workflow.workflow_key,
+                "version": workflow.version,
+                "trigger": trigger_type,
+            },
+        )
+        return Started(execution, False, (wakeup_for(run.id, spec.steps[0]),))
+
+
+def start_execution(
+    workflow: Workflow,
+    *,
+    trigger_type: str,
+    trigger_ref: str,
+    context: dict[str, Any],
+    dedupe_key: str | None,
+    dedupe_window_seconds: int | None = None,
+    actor: str,
+) -> Started:
+    """Queue a new execution of the workflow's current version, or find the one it duplicates.
+
+    The unique (tenant, workflow, dedupe_key) index decides between racing
+    triggers. With a window, a key older than it is released (a conditional
+    update only one racer wins) and the key may run again. The caller sends
+    ``Started.wakeups`` after this returns.
+    """
+    for _ in range(_DEDUPE_ATTEMPTS):
+        try:
+            return _insert(
+                workflow,
+                trigger_type=trigger_type,
+                trigger_ref=trigger_ref,
+                context=context,
+                dedupe_key=dedupe_key,
+                actor=actor,
+            )
+        except peewee.IntegrityError:
+            if dedupe_key is None:
+                raise
+        # A fresh transaction: under MySQL's REPEATABLE READ the failed one could not see the winner.
+        with write_transaction():
+            existing = Execution.get_or_none(
+                Execution.tenant == workflow.tenant_id,
+                Execution.workflow == workflow.id,
+                Execution.dedupe_key == dedupe_key,
+            )
+            if existing is None:
+                continue  # released between our insert and this read: try again
+            expired = (
+                dedupe_window_seconds is not None
+                and existing.created_at <= utcnow() - timedelta(seconds=dedupe_window_seconds)
+            )
+            if not expired:
+                return Started(existing, True)
+            Execution.update(dedupe_key=None).where(
+                Execution.id == existing.id, Execution.dedupe_key == dedupe_key
+            ).execute()
+    raise Conflict(
+        f"could not start an execution for dedupe key {dedupe_key!r}: too much contention; retry"
+    )
+
+
+def cancel_execution(execution_id: str, tenant_id: str, *, actor: str, reason: str) -> Execution:
+    """Cancel a queued, running or waiting execution; Conflict if it already ended."""
+    with write_transaction():
+        execution = lock_for_update(
+            Execution.for_tenant(tenant_id).where(Execution.id == execution_id)
+        ).first()
+        if execution is None:
+            from shared.errors import NotFound
+
+            raise NotFound(f"execution {execution_id!r} not found")
+        if execution.status not in ACTIVE_EXECUTION:
+            raise Conflict(
+                f"execution {execution_id!r} already ended as {execution.status!r}; nothing to cancel"
+            )
+        now = utcnow()
+        StepRun.update(status="cancelled", ended_at=now, lease_owner=None).where(
+            StepRun.execution == execution.id, StepRun.status.in_(("pending", "waiting_approval"))
+        ).execute()
+        Approval.update(status="cancelled", decided_at=now).where(
+            Approval.execution == execution.id, Approval.status == "pending"
+        ).execute()
+        set_execution_status(
+            execution, "cancelled", error_summary=f"cancelled: {reason}", actor=actor
+        )
+        return execution
+
+
+def retry_execution(
+    execution_id: str, tenant_id: str, *, actor: str
+) -> tuple[Execution, list[Wakeup]]:
+    """Re-run a failed or timed-out execution from the step that ended it, keeping earlier outputs."""
+    with write_transaction():
+        execution = lock_for_update(
+            Execution.for_tenant(tenant_id).where(Execution.id == execution_id)
+        ).first()
+        if execution is None:
+            from shared.errors import NotFound
+
+            raise NotFound(f"execution {execution_id!r} not found")
+        if execution.status not in RETRYABLE_EXECUTION:
+            raise Conflict(
+                f"execution {execution_id!r} is {execution.status!r}; only failed or timed_out executions can be retried"
+            )
+        ended_by = (
+            StepRun.select()
+            .where(StepRun.execution == execution.id, StepRun.status.in_(("failed", "timed_out")))
+            .order_by(StepRun.step_index.desc())
+            .first()
+        )
+        spec = spec_of(execution.workflow_version)
+        index = ended_by.step_index if ended_by else 0
+        if ended_by is not None:
+            Approval.delete().where(
+                Approval.execution == execution.id, Approval.step_id == ended_by.step_id
+            ).execute()
+        wakeup = schedule(execution, spec, index, utcnow())
+        Execution.update(error_summary=None, ended_at=None).where(
+            Execution.id == execution.id
+        ).execute()
+        execution.error_summary = None
+        set_execution_status(execution, "queued", actor=actor)
+        audit.record(
+            tenant_id,
+            actor,
+            "execution.retry",
+            f"execution:{execution.id}",
+            {"from_step": spec.steps[index].id},
+        )
+        return execution, [wakeup]

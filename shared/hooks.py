@@ -1,0 +1,155 @@
+"""A webhook request becoming an execution: tenant, auth, dedupe key, resolve-at-source."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from shared import audit
+from shared.db import write_transaction
+from shared.domain.hook_request import HookRequest, stored_headers
+from shared.domain.templating import TemplateError, evaluate, render
+from shared.domain.webhook_auth import WebhookAuthFailure, verify_webhook
+from shared.domain.workflow_spec import WebhookTrigger
+from shared.engine.executions import Started, cancel_execution, start_execution
+from shared.engine.specs import spec_of
+from shared.errors import Conflict, NotFound, ValidationError
+from shared.models import Execution, Secret, Workflow, WorkflowVersion, utcnow
+from shared.redaction import redact
+
+#: Executions a "resolved" request may still cancel.
+RESOLVABLE = ("queued", "waiting_approval")
+
+
+@dataclass(frozen=True)
+class HookResult:
+    """What the hook endpoint answers."""
+
+    execution_id: str | None
+    status: str | None
+    deduplicated: bool
+    resolved: bool
+    started: Started | None = None
+
+
+def _trigger(workflow: Workflow, path: str) -> WebhookTrigger:
+    version = WorkflowVersion.get(
+        WorkflowVersion.workflow == workflow.id, WorkflowVersion.version == workflow.version
+    )
+    trigger = spec_of(version).webhook_trigger(path)
+    if trigger is None:
+        raise NotFound(
+            f"workflow {workflow.workflow_key!r} has no webhook trigger with path {path!r}"
+        )
+    return trigger
+
+
+def _authenticate(
+    workflow: Workflow, trigger: WebhookTrigger, request: HookRequest, read_secret: Any
+) -> None:
+    if trigger.auth is None:
+        return
+    try:
+        secret_value = read_secret(workflow.tenant_id, trigger.auth.secret)
+        verify_webhook(
+            trigger.auth,
+            secret_value or "",
+            request.headers,
+            request.raw_body,
+            now_seconds=time.time(),
+        )
+    except WebhookAuthFailure as failure:
+        with write_transaction():
+            audit.record(
+                workflow.tenant_id,
+                "webhook",
+                "hook.auth_failed",
+                f"workflow:{workflow.workflow_key}",
+                {"reason": failure.reason},
+            )
+        raise
+
+
+def _context(trigger: WebhookTrigger, request: HookRequest) -> dict[str, Any]:
+    drop = (
+        [name for name in (trigger.auth.header, trigger.auth.timestamp_header) if name]
+        if trigger.auth
+        else []
+    )
+    # Credentials a sender put in its payload (password, token, ... keys) are masked
+    # before anything is stored or shown, like every other step input.
+    return {
+        "body": redact(request.body),
+        "headers": stored_headers(request.headers, drop=drop),
+        "query": request.query,
+        "trigger": {"type": "webhook", "path": trigger.path, "received_at": utcnow().isoformat()},
+    }
+
+
+def receive(
+    tenant_id: str, workflow_id: str, path: str, request: HookRequest, read_secret: Any
+) -> HookResult:
+    """Authenticate, deduplicate and start (or resolve) an execution for one webhook request."""
+    workflow = Workflow.get_for_tenant(
+        tenant_id, Workflow.workflow_key == workflow_id, what=f"workflow {workflow_id!r}"
+    )
+    trigger = _trigger(workflow, path)
+    _authenticate(workflow, trigger, request, read_secret)
+    if not workflow.enabled:
+        raise Conflict(f"workflow {workflow_id!r} is disabled; enable it to accept triggers")
+    context = _context(trigger, request)
+    try:
+        dedupe_key = (
+            render(trigger.dedupe_key, context).strip() or None if trigger.dedupe_key else None
+        )
+        resolving = bool(trigger.resolve_when) and bool(evaluate(trigger.resolve_when, context))
+    except TemplateError as error:
+        raise ValidationError(f"trigger of workflow {workflow_id!r}: {error}") from None
+    if resolving:
+        return _resolve(workflow, dedupe_key)
+    started = start_execution(
+        workflow,
+        trigger_type="webhook",
+        trigger_ref=path or "webhook",
+        context=context,
+        dedupe_key=dedupe_key,
+        dedupe_window_seconds=trigger.dedupe_window_seconds,
+        actor="webhook",
+    )
+    return HookResult(
+        started.execution.id, started.execution.status, started.deduplicated, False, started
+    )
+
+
+def _resolve(workflow: Workflow, dedupe_key: str | None) -> HookResult:
+    """A "resolved" request: cancel the key's execution if it has not really started yet."""
+    existing = (
+        Execution.get_or_none(
+            Execution.tenant == workflow.tenant_id,
+            Execution.workflow == workflow.id,
+            Execution.dedupe_key == dedupe_key,
+        )
+        if dedupe_key
+        else None
+    )
+    if existing is None:
+        return HookResult(None, None, False, True)
+    if existing.status in RESOLVABLE:
+        try:
+            existing = cancel_execution(
+                existing.id, workflow.tenant_id, actor="webhook", reason="resolved at source"
+            )
+        except Conflict:
+            existing = Execution.get_by_id(existing.id)
+    return HookResult(existing.id, existing.status, False, True)
+
+
+def secret_reader(ring: Any) -> Any:
+    """A function (tenant_id, key) -> plaintext or None, for webhook auth secrets."""
+
+    def read(tenant_id: str, key: str) -> str | None:
+        row = Secret.get_or_none(Secret.tenant == tenant_id, Secret.key == key)
+        return ring.decrypt(row.ciphertext.encode("ascii")).decode("utf-8") if row else None
+
+    return read

@@ -1,0 +1,71 @@
+"""The one client Core uses to call plugins over HTTP (SPEC §9), with the plugin token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+from shared.errors import ChannelError
+from shared.plugin_token import load_plugin_token
+from shared.settings import Settings
+
+#: Seconds to wait for a plugin to accept a connection.
+CONNECT_TIMEOUT_SECONDS = 3.0
+
+
+class PluginClient:
+    """Calls ``POST <plugin>/<path>`` with the shared token; errors become ChannelError."""
+
+    def __init__(self, settings: Settings, *, session: requests.Session | None = None) -> None:
+        self.settings = settings
+        self.token = load_plugin_token(settings)
+        self.session = session or requests.Session()
+
+    def post(
+        self, plugin: str, path: str, payload: dict[str, Any], *, timeout_seconds: float
+    ) -> dict[str, Any]:
+        """The plugin's JSON answer; ChannelError (retryable for 429/5xx/unreachable) otherwise."""
+        url = f"{self.settings.plugin_url(plugin)}/{path.lstrip('/')}"
+        try:
+            response = self.session.post(
+                url,
+                json=payload,
+                headers={"Authorization": f"Bearer {self.token}"},
+                timeout=(min(CONNECT_TIMEOUT_SECONDS, timeout_seconds), timeout_seconds),
+            )
+        except requests.Timeout as error:
+            raise ChannelError(
+                f"plugin {plugin!r} at {url} timed out after {timeout_seconds:g} s", retryable=True
+            ) from error
+        except requests.ConnectionError as error:
+            raise ChannelError(
+                f"plugin {plugin!r} at {url} is unreachable", retryable=True
+            ) from error
+        if response.status_code == 429 or response.status_code >= 500:
+            raise ChannelError(
+                f"plugin {plugin!r} answered HTTP {response.status_code}", retryable=True
+            )
+        try:
+            answer = response.json()
+        except ValueError:
+            raise ChannelError(
+                f"plugin {plugin!r} answered HTTP {response.status_code} without JSON"
+            ) from None
+        if response.status_code >= 400:
+            raise ChannelError(
+                f"plugin {plugin!r} refused the request: HTTP {response.status_code} {answer.get('message', '')}".strip()
+            )
+        return answer
+
+    def send(
+        self, target_plugin: str, payload: dict[str, Any], *, timeout_seconds: float
+    ) -> dict[str, Any]:
+        """Deliver one message through a channel plugin's ``POST /send``."""
+        answer = self.post(target_plugin, "/send", payload, timeout_seconds=timeout_seconds)
+        if not answer.get("ok"):
+            raise ChannelError(
+                f"plugin {target_plugin!r} could not deliver: {answer.get('error') or 'unknown error'}",
+                retryable=bool(answer.get("retryable")),
+            )
+        return answer

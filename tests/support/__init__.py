@@ -1,0 +1,1 @@
+"""Helpers shared by tests: loopback servers and real processes."""

@@ -1,0 +1,90 @@
+"""A loopback HTTP server whose answers a test scripts: status sequences, delays, hit counts."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Route:
+    """How one path answers: statuses in turn (the last repeats), a body ("echo": the request's), a delay in seconds."""
+
+    statuses: list[int] = field(default_factory=lambda: [200])
+    body: Any = field(default_factory=dict)
+    delay_seconds: float = 0.0
+
+
+class Loopback:
+    """A threaded HTTP server on 127.0.0.1 recording every request."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Route] = {}
+        self.hits: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.lock = threading.Lock()
+        loopback = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                path = self.path.split("?")[0]
+                route = loopback.routes.get(path, Route())
+                with loopback.lock:
+                    number = len(loopback.hits[path])
+                    loopback.hits[path].append(
+                        {
+                            "at": time.monotonic(),
+                            "headers": dict(self.headers),
+                            "body": raw.decode("utf-8", "replace"),
+                            "path": self.path,
+                        }
+                    )
+                if route.delay_seconds:
+                    time.sleep(route.delay_seconds)
+                status = route.statuses[min(number, len(route.statuses) - 1)]
+                payload = raw if route.body == "echo" else json.dumps(route.body).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _answer  # noqa: N815
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. http://127.0.0.1:PORT."""
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def route(self, path: str, **kwargs: Any) -> None:
+        """Script the answers of ``path``."""
+        self.routes[path] = Route(**kwargs)
+
+    def count(self, path: str) -> int:
+        """Requests received on ``path`` so far."""
+        with self.lock:
+            return len(self.hits[path])
+
+    def __enter__(self) -> Loopback:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
