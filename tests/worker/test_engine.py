@@ -309,3 +309,54 @@ steps:
         ).status_code
         == 409
     )
+
+
+def test_notify_to_an_unreachable_plugin_is_retried_then_fails_cleanly(engine):
+    engine.put_workflow(
+        "tell",
+        """
+id: tell
+name: notify
+triggers: [{type: webhook}]
+steps:
+  - id: say
+    type: notify
+    targets: [slack.ops-alerts]
+    message: "disk full on {{ body.host }}"
+    retry: {max: 1, backoff_ms: 50}
+""",
+    )
+
+    view = engine.wait_for(engine.hook("tell", {"host": "db-1"}).json["execution_id"])
+
+    say = engine.step(view, "say")
+    assert view["status"] == "failed" and say["attempt"] == 2
+    assert "unreachable" in say["error"] and "'slack'" in say["error"]
+    assert say["output"]["output"]["results"][0]["ok"] is False
+
+
+def test_when_false_skips_one_step_and_retry_on_picks_what_is_retried(engine, loopback):
+    loopback.route("/flaky", statuses=[404, 200])
+    engine.put_workflow(
+        "mix",
+        f"""
+id: mix
+name: when and retry_on
+triggers: [{{type: webhook}}]
+steps:
+  - id: maybe
+    type: http
+    url: {loopback.url}/never
+    when: "body.env == 'prod'"
+  - id: flaky
+    type: http
+    url: {loopback.url}/flaky
+    retry: {{max: 2, backoff_ms: 50, retry_on: [404]}}
+""",
+    )
+
+    view = engine.wait_for(engine.hook("mix", {"env": "staging"}).json["execution_id"])
+
+    assert view["status"] == "succeeded"
+    assert engine.step(view, "maybe")["status"] == "skipped" and loopback.count("/never") == 0
+    assert engine.step(view, "flaky")["attempt"] == 2
