@@ -25,7 +25,7 @@ from api.resources import (
 )
 from shared.db import bind, database
 from shared.dispatch import Dispatcher
-from shared.keyring import keyring
+from shared.keyring import CachedKeyring
 from shared.settings import Settings, load_settings
 
 BLUEPRINTS = (
@@ -62,7 +62,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     logging.getLogger().setLevel(settings.log_level)
 
     bind(settings.resolved_database_url)
-    app.extensions["aisopsflow.keyring"] = keyring(settings)
+    app.extensions["aisopsflow.keys"] = CachedKeyring(settings)
     app.extensions["aisopsflow.dispatcher"] = Dispatcher(settings)
     app.extensions["aisopsflow.redis"] = redis.Redis.from_url(
         settings.resolved_redis_url, socket_timeout=2, socket_connect_timeout=2

@@ -1,4 +1,4 @@
-"""The scheduler process: records each tick in Redis until SIGTERM or SIGINT."""
+"""The scheduler process: fires due cron slots, reconciles the engine, and beats a heartbeat."""
 
 from __future__ import annotations
 
@@ -7,18 +7,26 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 
 import redis
 
+from scheduler.cron_source import CronSource
+from scheduler.due import Schedule
+from scheduler.firing import fire
 from scheduler.loop import DEFAULT_INTERVAL_MS, run
+from shared.db import bind, connection
+from shared.dispatch import Dispatcher
+from shared.engine.reconciler import reconcile_once
+from shared.heartbeat import record_tick
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
-#: Redis key holding the time of the last tick, epoch seconds as a decimal string.
-LAST_TICK_KEY = "aisopsflow:scheduler:last_tick"
 #: Timeout of every Redis call, in milliseconds; blocking I/O must not hang the loop.
 REDIS_TIMEOUT_MS = 5000
+#: Milliseconds between two engine reconciliation passes.
+RECONCILE_INTERVAL_MS = 1000
 
 
 def connect(settings: Settings) -> redis.Redis:
@@ -30,36 +38,28 @@ def connect(settings: Settings) -> redis.Redis:
     )
 
 
-def make_tick(
-    client: redis.Redis, reconcile: Callable[[], object] | None = None
-) -> Callable[[float], None]:
-    """The tick: store ``now`` under LAST_TICK_KEY, then run one reconciliation pass.
+class Scheduler:
+    """One tick: refresh the cron triggers, fire what is due, reconcile, record the heartbeat."""
 
-    Due cron triggers come in a later issue.
-    """
+    def __init__(self, settings: Settings, client: redis.Redis, dispatcher: Dispatcher) -> None:
+        self.settings = settings
+        self.client = client
+        self.dispatcher = dispatcher
+        self.schedule = Schedule()
+        self.source = CronSource(self.schedule)
+        self._last_reconcile = 0.0
 
-    def tick(now: float) -> None:
-        client.set(LAST_TICK_KEY, repr(now))
-        if reconcile is not None:
-            reconcile()
-
-    return tick
-
-
-def make_reconcile(settings: Settings) -> Callable[[], object]:
-    """One engine reconciliation pass per call, on this process's database connection."""
-    from shared.db import bind, connection
-    from shared.dispatch import Dispatcher
-    from shared.engine.reconciler import reconcile_once
-
-    bind(settings.resolved_database_url)
-    dispatcher = Dispatcher(settings)
-
-    def reconcile() -> object:
+    def tick(self, now: float) -> int:
+        """Run one tick at ``now`` (epoch seconds); returns the executions started."""
+        moment = datetime.fromtimestamp(now, tz=timezone.utc)
         with connection():
-            return reconcile_once(dispatcher)
-
-    return reconcile
+            self.source.refresh(moment)
+            started = fire(self.dispatcher, self.schedule.due(moment), moment, self.source.specs)
+            if (now - self._last_reconcile) * 1000 >= RECONCILE_INTERVAL_MS:
+                self._last_reconcile = now
+                reconcile_once(self.dispatcher)
+        record_tick(self.client, self.settings, now)
+        return started
 
 
 def install_stop_handlers(stop: threading.Event) -> None:
@@ -87,15 +87,12 @@ def main(
     if stop is None:
         stop = threading.Event()
         install_stop_handlers(stop)
+    bind(settings.resolved_database_url)
     client = connect(settings)
+    scheduler = Scheduler(settings, client, Dispatcher(settings))
     log.info("scheduler started, ticking every %d ms", interval_ms)
     try:
-        ticks = run(
-            make_tick(client, make_reconcile(settings)),
-            clock=clock,
-            stop=stop,
-            interval_ms=interval_ms,
-        )
+        ticks = run(scheduler.tick, clock=clock, stop=stop, interval_ms=interval_ms)
     finally:
         client.close()
     log.info("scheduler stopped after %d ticks", ticks)

@@ -93,6 +93,50 @@ def record(
     )
 
 
+def record_many(tenant_id: str, entries: list[tuple[str, str, str, dict[str, Any] | None]]) -> None:
+    """Append (actor, action, target, metadata) rows in order, in one INSERT (inside a write transaction)."""
+    if not entries:
+        return
+    lock_for_update(Tenant.select(Tenant.id).where(Tenant.id == tenant_id)).first()
+    last = (
+        AuditLog.for_tenant(tenant_id, AuditLog.seq, AuditLog.row_hash)
+        .order_by(AuditLog.seq.desc())
+        .first()
+    )
+    seq = last.seq if last else 0
+    prev_hash = last.row_hash if last else GENESIS_HASH
+    rows = []
+    for actor, action, target, metadata in entries:
+        seq += 1
+        ts = utcnow()
+        metadata_redacted = json.dumps(redact(metadata or {}), sort_keys=True, default=str)
+        digest = row_digest(
+            tenant_id=tenant_id,
+            seq=seq,
+            actor=actor,
+            action=action,
+            target=target,
+            ts=ts,
+            metadata_redacted=metadata_redacted,
+            prev_hash=prev_hash,
+        )
+        rows.append(
+            {
+                "tenant": tenant_id,
+                "seq": seq,
+                "actor": actor,
+                "action": action,
+                "target": target,
+                "ts": ts,
+                "metadata_redacted": metadata_redacted,
+                "prev_hash": prev_hash,
+                "row_hash": digest,
+            }
+        )
+        prev_hash = digest
+    AuditLog.insert_many(rows).execute()
+
+
 @dataclass(frozen=True)
 class Break:
     """The first row where a tenant's chain fails to verify."""

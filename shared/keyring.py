@@ -68,3 +68,28 @@ def load_keys(settings: Settings, *, create: bool = True) -> list[bytes]:
 def keyring(settings: Settings) -> MultiFernet:
     """A MultiFernet that encrypts with the newest key and decrypts with any."""
     return MultiFernet([Fernet(key) for key in load_keys(settings)])
+
+
+class CachedKeyring:
+    """The keyring of long-running processes, rebuilt when the key file changes (after rotate-key)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._stamp: float | None = None
+        self._ring: MultiFernet | None = None
+
+    def _file_stamp(self) -> float | None:
+        if self.settings.secret_key:
+            return None
+        try:
+            return key_file_path(self.settings).stat().st_mtime_ns
+        except FileNotFoundError:
+            return None
+
+    def get(self) -> MultiFernet:
+        """The current MultiFernet; one stat() call when nothing changed."""
+        stamp = self._file_stamp()
+        if self._ring is None or stamp != self._stamp:
+            self._ring = keyring(self.settings)
+            self._stamp = self._file_stamp()
+        return self._ring

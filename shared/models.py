@@ -409,6 +409,20 @@ class AuditLog(TenantScoped):
         )
 
 
+class CronState(TenantScoped):
+    """The newest slot fired for one cron trigger, so a restart knows what it missed."""
+
+    id = AutoField()
+    workflow = ForeignKeyField(Workflow, column_name="workflow_id", on_delete="CASCADE")
+    trigger_index = IntegerField(constraints=[Check("trigger_index >= 0")])
+    last_slot = DateTimeField()
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "cron_states"
+        indexes = ((("workflow", "trigger_index"), True),)
+
+
 class SchemaMigration(BaseModel):
     """A forward migration that has been applied."""
 
@@ -438,4 +452,5 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
     KakaoTemplate,
     Secret,
     AuditLog,
+    CronState,
 )

@@ -24,6 +24,9 @@ from shared.db import bind, database
 from shared.migrations import upgrade
 from shared.settings import Settings, load_settings
 
+#: The engine stack fixtures (`engine`, `loopback`) for every test folder.
+pytest_plugins = ("tests.support.engine_fixtures",)
+
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 BACKENDS = ("sqlite", "postgres", "mysql")
 PG_DSN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "test"}
@@ -146,6 +149,8 @@ def make_settings(tmp_path: Path, redis_url: str) -> Callable[..., Settings]:
         environ = {
             "AISOPSFLOW_DATA_DIR": str(tmp_path / "data"),
             "AISOPSFLOW_REDIS_URL": redis_url,
+            # Each test its own Redis namespace: queues and heartbeats never mix.
+            "AISOPSFLOW_REDIS_NAMESPACE": f"t-{uuid.uuid4().hex[:12]}",
             "AISOPSFLOW_ENV_FILE": "",
         }
         environ.update({f"AISOPSFLOW_{key.upper()}": value for key, value in overrides.items()})

@@ -21,7 +21,7 @@ from shared.domain.templating import TemplateError, evaluate
 from shared.engine import outbox, progress
 from shared.engine.context import build_context
 from shared.engine.specs import spec_of
-from shared.keyring import keyring
+from shared.keyring import CachedKeyring
 from shared.models import Execution, StepRun
 from shared.plugin_client import PluginClient
 from shared.settings import Settings
@@ -48,10 +48,12 @@ class Runtime:
     settings: Settings
     dispatcher: Dispatcher
     plugins: PluginClient
+    keys: CachedKeyring
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
-        return cls(settings, Dispatcher(settings), PluginClient(settings))
+        """Everything a worker process needs, built once."""
+        return cls(settings, Dispatcher(settings), PluginClient(settings), CachedKeyring(settings))
 
 
 def _owner() -> str:
@@ -110,7 +112,7 @@ def run_step(runtime: Runtime, step_run_id: str) -> Outcome | None:
         run = StepRun.get_by_id(claim.step_run_id)
         execution = Execution.get_by_id(claim.execution_id)
         spec = spec_of(execution.workflow_version)
-        secrets = secrets_store.read_all(keyring(runtime.settings), execution.tenant_id)
+        secrets = secrets_store.read_all(runtime.keys.get(), execution.tenant_id)
         earlier = StepRun.select().where(
             StepRun.execution == execution.id, StepRun.step_index < run.step_index
         )

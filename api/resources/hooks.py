@@ -39,7 +39,7 @@ def _hook(workflow_id: str, path: str) -> Any:
         workflow_id,
         path,
         hook_request,
-        secret_reader(current_app.extensions["aisopsflow.keyring"]),
+        secret_reader(current_app.extensions["aisopsflow.keys"].get()),
     )
     if result.started is not None:
         outbox.send(current_app.extensions["aisopsflow.dispatcher"], result.started.wakeups)

@@ -54,7 +54,7 @@ class SecretByKey(MethodView):
     def put(self, body: dict[str, Any], key: str) -> Any:
         """Create or replace a secret; workflows read it as ``{{ secrets.KEY }}``."""
         secrets_store.put(
-            current_app.extensions["aisopsflow.keyring"],
+            current_app.extensions["aisopsflow.keys"].get(),
             tenant_id(),
             key,
             body["value"],

@@ -16,7 +16,15 @@ from shared.engine.outbox import Wakeup, wakeup_for
 from shared.engine.progress import new_step_run, schedule, set_execution_status
 from shared.engine.specs import spec_of
 from shared.errors import Conflict
-from shared.models import Approval, Execution, StepRun, Workflow, WorkflowVersion, utcnow
+from shared.models import (
+    Approval,
+    Execution,
+    StepRun,
+    Workflow,
+    WorkflowVersion,
+    new_sortable_id,
+    utcnow,
+)
 
 #: Attempts at inserting when a dedupe window keeps being released under us.
 _DEDUPE_ATTEMPTS = 5
@@ -31,8 +39,9 @@ class Started:
     wakeups: tuple[Wakeup, ...] = ()
 
 
-def _insert(
+def insert_execution(
     workflow: Workflow,
+    version: WorkflowVersion,
     *,
     trigger_type: str,
     trigger_ref: str,
@@ -40,38 +49,134 @@ def _insert(
     dedupe_key: str | None,
     actor: str,
 ) -> Started:
+    """Insert a queued execution, its first step run and audit row, inside the caller's transaction.
+
+    Raises IntegrityError (its savepoint rolled back) when ``dedupe_key`` is taken.
+    """
+    spec = spec_of(version)
+    now = utcnow()
+    # A savepoint: on PostgreSQL a failed INSERT would otherwise poison the transaction.
+    with write_transaction():
+        execution = Execution.create(
+            tenant=workflow.tenant_id,
+            workflow=workflow.id,
+            workflow_version=version.id,
+            status="queued",
+            dedupe_key=dedupe_key,
+            trigger_type=trigger_type,
+            trigger_ref=trigger_ref[:255],
+            trigger_context=json.dumps(context, default=str),
+            created_at=now,
+        )
+    run = new_step_run(execution, spec.steps[0], 0, now)
+    audit.record(
+        workflow.tenant_id,
+        actor,
+        "execution.queued",
+        f"execution:{execution.id}",
+        {"workflow": workflow.workflow_key, "version": workflow.version, "trigger": trigger_type},
+    )
+    return Started(execution, False, (wakeup_for(run.id, spec.steps[0]),))
+
+
+@dataclass(frozen=True)
+class NewExecution:
+    """One execution to insert in a batch."""
+
+    workflow: Workflow
+    version: WorkflowVersion
+    spec: Any  # WorkflowSpec of ``version``
+    trigger_type: str
+    trigger_ref: str
+    context: dict[str, Any]
+    dedupe_key: str
+
+
+def insert_executions(items: list[NewExecution], *, actor: str) -> list[Started]:
+    """Insert many executions at once (inside the caller's transaction); taken dedupe keys are skipped.
+
+    Returns the ones actually inserted. The unique index still decides: rows
+    whose key exists are ignored by the database, and only the ids that landed
+    get step runs and audit rows.
+    """
+    if not items:
+        return []
+    now = utcnow()
+    rows = [
+        {
+            "id": new_sortable_id("ex"),
+            "tenant": item.workflow.tenant_id,
+            "workflow": item.workflow.id,
+            "workflow_version": item.version.id,
+            "status": "queued",
+            "dedupe_key": item.dedupe_key,
+            "trigger_type": item.trigger_type,
+            "trigger_ref": item.trigger_ref[:255],
+            "trigger_context": json.dumps(item.context, default=str),
+            "created_at": now,
+        }
+        for item in items
+    ]
+    Execution.insert_many(rows).on_conflict_ignore().execute()
+    landed = {
+        row.id
+        for row in Execution.select(Execution.id).where(
+            Execution.id.in_([row["id"] for row in rows])
+        )
+    }
+    started: list[Started] = []
+    runs = []
+    audits: dict[str, list] = {}
+    for item, row in zip(items, rows, strict=True):
+        if row["id"] not in landed:
+            continue
+        first = item.spec.steps[0]
+        run_id = new_sortable_id("sr")
+        runs.append(
+            {
+                "id": run_id,
+                "tenant": item.workflow.tenant_id,
+                "execution": row["id"],
+                "step_id": first.id,
+                "step_index": 0,
+                "status": "pending",
+                "max_attempts": first.retry.max + 1,
+                "next_attempt_at": now,
+                "enqueued_at": now,
+            }
+        )
+        audits.setdefault(item.workflow.tenant_id, []).append(
+            (
+                actor,
+                "execution.queued",
+                f"execution:{row['id']}",
+                {
+                    "workflow": item.workflow.workflow_key,
+                    "version": item.workflow.version,
+                    "trigger": item.trigger_type,
+                },
+            )
+        )
+        started.append(
+            Started(
+                Execution(**{**row, "tenant": item.workflow.tenant_id}),
+                False,
+                (wakeup_for(run_id, first),),
+            )
+        )
+    if runs:
+        StepRun.insert_many(runs).execute()
+    for tenant_id, entries in audits.items():
+        audit.record_many(tenant_id, entries)
+    return started
+
+
+def _insert(workflow: Workflow, **kwargs: Any) -> Started:
     with write_transaction():
         version = WorkflowVersion.get(
             WorkflowVersion.workflow == workflow.id, WorkflowVersion.version == workflow.version
         )
-        spec = spec_of(version)
-        now = utcnow()
-        # A savepoint: on PostgreSQL a failed INSERT would otherwise poison the transaction.
-        with write_transaction():
-            execution = Execution.create(
-                tenant=workflow.tenant_id,
-                workflow=workflow.id,
-                workflow_version=version.id,
-                status="queued",
-                dedupe_key=dedupe_key,
-                trigger_type=trigger_type,
-                trigger_ref=trigger_ref[:255],
-                trigger_context=json.dumps(context, default=str),
-                created_at=now,
-            )
-        run = new_step_run(execution, spec.steps[0], 0, now)
-        audit.record(
-            workflow.tenant_id,
-            actor,
-            "execution.queued",
-            f"execution:{execution.id}",
-            {
-                "workflow": workflow.workflow_key,
-                "version": workflow.version,
-                "trigger": trigger_type,
-            },
-        )
-        return Started(execution, False, (wakeup_for(run.id, spec.steps[0]),))
+        return insert_execution(workflow, version, **kwargs)
 
 
 def start_execution(

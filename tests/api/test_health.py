@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 import socket
+import time
 
 
 def test_healthz_is_ok_when_everything_answers(client):
     response = client.get("/healthz")
 
     assert response.status_code == 200
-    assert response.json == {"status": "ok", "db": "ok", "redis": "ok"}
+    assert response.json == {"status": "ok", "db": "ok", "redis": "ok", "scheduler": "no tick yet"}
+
+
+def test_healthz_names_a_stale_scheduler(app, client, settings):
+    from shared.heartbeat import record_tick
+
+    redis_client = app.extensions["aisopsflow.redis"]
+    record_tick(redis_client, settings, time.time())
+    fresh = client.get("/healthz")
+    record_tick(redis_client, settings, time.time() - 120)
+    stale = client.get("/healthz")
+    redis_client.delete(f"{settings.redis_namespace}:scheduler:last_tick")
+
+    assert fresh.status_code == 200 and fresh.json["scheduler"] == "ok"
+    assert stale.status_code == 503 and stale.json["scheduler"].startswith(
+        "down: last tick 120 s ago"
+    )
 
 
 def test_healthz_is_503_naming_redis_when_it_is_down(make_settings, tmp_path):

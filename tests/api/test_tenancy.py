@@ -87,7 +87,7 @@ def test_a_secret_put_by_another_tenant_does_not_touch_the_first(world, saas_app
     world.call("acme-admin", "PUT", "/api/secrets/DB_PASSWORD", json={"value": "acme-value"})
     world.call("globex-admin", "PUT", "/api/secrets/DB_PASSWORD", json={"value": "globex-value"})
 
-    ring = saas_app.extensions["aisopsflow.keyring"]
+    ring = saas_app.extensions["aisopsflow.keys"].get()
     with connection():
         assert secrets_store.read_all(ring, world.tenants["acme"]) == {"DB_PASSWORD": "acme-value"}
         assert secrets_store.read_all(ring, world.tenants["globex"]) == {

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.loopback import Loopback
 from tests.support.steps import run_pending_steps
 
 YAML = """
@@ -20,12 +19,6 @@ steps:
     type: http
     url: URL
 """
-
-
-@pytest.fixture
-def loopback():
-    with Loopback() as server:
-        yield server
 
 
 def put(world, text, workflow_id="disk", content_type="application/yaml", who="acme-operator"):

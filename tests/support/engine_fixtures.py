@@ -1,4 +1,4 @@
-"""An engine stack for integration tests: real Redis, real Dramatiq worker and scheduler processes.
+"""Fixtures (loaded by tests/conftest.py): an engine stack for integration tests: real Redis, real Dramatiq worker and scheduler processes.
 
 Each test gets its own SQLite file and its own Redis namespace, so queues never mix.
 """
