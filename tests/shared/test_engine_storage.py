@@ -128,3 +128,26 @@ def test_a_step_whose_worker_keeps_dying_fails_after_its_attempts(db, workflow):
     run = StepRun.get_by_id(run_id)
     assert last is None and run.status == "failed" and "gave up after 3 lost attempt" in run.error
     assert Execution.get().status == "failed"
+
+
+def test_batched_inserts_skip_taken_keys_and_chain_the_audit(db, workflow):
+    from shared.audit import verify_all
+    from shared.db import write_transaction
+    from shared.engine.executions import NewExecution, insert_executions
+    from shared.engine.specs import spec_of
+    from shared.models import WorkflowVersion
+
+    version = WorkflowVersion.get()
+    spec = spec_of(version)
+
+    def batch(keys):
+        items = [NewExecution(workflow, version, spec, "cron", "* * * * *", {}, key) for key in keys]
+        with write_transaction():
+            return insert_executions(items, actor="scheduler")
+
+    first = batch(["s1", "s2", "s3"])
+    second = batch(["s2", "s3", "s4"])
+
+    assert len(first) == 3 and [started.execution.dedupe_key for started in second] == ["s4"]
+    assert Execution.select().count() == 4 and StepRun.select().count() == 4
+    assert verify_all()[1] is None
