@@ -38,10 +38,13 @@ def create_plugin_app(
     *,
     plugin_token: str,
     check_config: ConfigCheck | None = None,
+    public_paths: Sequence[str] = (),
 ) -> Flask:
     """A Flask app answering ``POST /probe``; every request must carry the plugin token.
 
-    Plugins add their own routes (``/send``, ...) to the returned app.
+    Plugins add their own routes (``/send``, ...) to the returned app. ``public_paths``
+    are called by an upstream service that authenticates its own way (Slack's request
+    signature, Telegram's secret token); those views must check it themselves.
     """
     if not plugin_token:
         raise ValueError(f"plugin {name!r}: an empty plugin token would let anyone call it")
@@ -52,6 +55,8 @@ def create_plugin_app(
 
     @app.before_request
     def require_token() -> tuple[Response, int] | None:
+        if request.path in public_paths:
+            return None
         presented = bearer_token(request.headers.get("Authorization")).encode()
         # compare_digest: the time taken must not tell how much of the token matched.
         if not hmac.compare_digest(presented, expected):

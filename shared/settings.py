@@ -102,6 +102,13 @@ def _slug(name: str, raw: str) -> str:
     return value
 
 
+def _http_url(name: str, raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    if value and not re.match(r"^https?://[^/\s]+", value):
+        raise SettingsError(f"{name}={raw!r}: expected an http(s):// URL")
+    return value
+
+
 def _plugin_urls(name: str, raw: str) -> str:
     for item in filter(None, (part.strip() for part in raw.split(","))):
         plugin, sep, url = item.partition("=")
@@ -176,6 +183,7 @@ class Settings:
         8091,
         "First port of the bundled plugins; each plugin takes the next one (slack, email, telegram, teams, kakao-mock).",
     )
+    core_url: str = _env("CORE_URL", _http_url, "", "Where plugins reach the Core API (approval callbacks). Unset: `http://<API_HOST>:<API_PORT>`.")
     plugin_urls: str = _env(
         "PLUGIN_URLS",
         _plugin_urls,
@@ -231,6 +239,14 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'aisopsflow.db').resolve()}"
+
+    @property
+    def resolved_core_url(self) -> str:
+        """The Core API's base URL as plugins should call it."""
+        if self.core_url:
+            return self.core_url
+        host = "127.0.0.1" if self.api_host in ("0.0.0.0", "::", "") else self.api_host
+        return f"http://{host}:{self.api_port}"
 
     def plugin_url(self, name: str) -> str:
         """Base URL Core uses to reach plugin ``name``."""
