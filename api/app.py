@@ -12,6 +12,7 @@ from api import errors
 from api.auth import SESSION_COOKIE, authenticate_request
 from api.body_checks import MAX_BODY_BYTES, check_body, handler_for
 from api.resources import (
+    approval_links,
     approvals,
     audit,
     auth,
@@ -19,6 +20,7 @@ from api.resources import (
     executions,
     health,
     hooks,
+    plugins,
     secrets,
     users,
     workflows,
@@ -39,6 +41,8 @@ BLUEPRINTS = (
     hooks.blp,
     executions.blp,
     approvals.blp,
+    approval_links.blp,
+    plugins.blp,
 )
 
 

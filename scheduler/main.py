@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
+from typing import Any
 
 import redis
 
@@ -19,12 +20,18 @@ from shared.db import bind, connection
 from shared.dispatch import Dispatcher
 from shared.engine.reconciler import reconcile_once
 from shared.heartbeat import record_tick
+from shared.keyring import load_keys
+from shared.models import Approval
+from shared.notifications import deliver
+from shared.plugin_client import PluginClient
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
 #: Timeout of every Redis call, in milliseconds; blocking I/O must not hang the loop.
 REDIS_TIMEOUT_MS = 5000
+#: Seconds one escalation send may take per target.
+ESCALATION_SEND_TIMEOUT_SECONDS = 10
 #: Milliseconds between two engine reconciliation passes.
 RECONCILE_INTERVAL_MS = 1000
 
@@ -48,6 +55,7 @@ class Scheduler:
         self.schedule = Schedule()
         self.source = CronSource(self.schedule)
         self._last_reconcile = 0.0
+        self.plugins = PluginClient(settings)
 
     def tick(self, now: float) -> int:
         """Run one tick at ``now`` (epoch seconds); returns the executions started."""
@@ -57,9 +65,28 @@ class Scheduler:
             started = fire(self.dispatcher, self.schedule.due(moment), moment, self.source.specs)
             if (now - self._last_reconcile) * 1000 >= RECONCILE_INTERVAL_MS:
                 self._last_reconcile = now
-                reconcile_once(self.dispatcher)
+                reconcile_once(self.dispatcher, notify=self.escalate)
         record_tick(self.client, self.settings, now)
         return started
+
+    def escalate(self, approval: Approval, rung: dict[str, Any]) -> dict[str, Any]:
+        """Send an escalation rung: the approval message, with buttons, to the rung's targets."""
+        delivery = deliver(
+            self.plugins,
+            approval.tenant_id,
+            list(rung.get("notify") or []),
+            {
+                "title": f"Escalated approval: {approval.step_id}",
+                "message": approval.message,
+                "severity": "critical",
+                "execution_id": approval.execution_id,
+                "step_id": approval.step_id,
+            },
+            timeout_seconds=ESCALATION_SEND_TIMEOUT_SECONDS,
+            approval=approval,
+            secret_key=load_keys(self.settings)[0],
+        )
+        return delivery.as_output()
 
 
 def install_stop_handlers(stop: threading.Event) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from shared import audit, records
 from shared.db import write_transaction
+from shared.domain.targets import Target, recipient_targets
 from shared.errors import ValidationError
 from shared.models import Group, GroupMember, Recipient
 
@@ -89,3 +90,39 @@ def update_group(
         if members is not None:
             replace_members(tenant_id, group, members, actor=actor)
         return group, members_of(tenant_id, group.id)
+
+
+def expand_reference(
+    tenant_id: str, reference: str
+) -> tuple[list[tuple[Target, str]], list[dict[str, str]]]:
+    """``group:<name>`` / ``recipient:<id>`` -> ([(target, who)], [members without any address]).
+
+    NotFound when the group or recipient does not exist in the tenant.
+    """
+    kind, _, value = reference.partition(":")
+    if kind == "recipient":
+        recipients = [
+            Recipient.get_for_tenant(tenant_id, Recipient.id == value, what=f"recipient {value!r}")
+        ]
+    else:
+        group = Group.get_for_tenant(tenant_id, Group.name == value, what=f"group {value!r}")
+        recipients = list(
+            Recipient.for_tenant(tenant_id)
+            .join(GroupMember, on=(GroupMember.recipient == Recipient.id))
+            .where(GroupMember.group == group.id)
+            .order_by(Recipient.name)
+        )
+    targets: list[tuple[Target, str]] = []
+    missing: list[dict[str, str]] = []
+    for recipient in recipients:
+        found = recipient_targets(recipient.__data__)
+        if not found:
+            missing.append(
+                {
+                    "recipient_id": recipient.id,
+                    "name": recipient.name,
+                    "reason": "no slack_id, email, telegram_id or teams_id",
+                }
+            )
+        targets.extend((target, f"{reference} ({recipient.name})") for target in found)
+    return targets, missing

@@ -285,6 +285,8 @@ class Approval(TenantScoped):
     approvers_json = TextField(default="[]")
     on_timeout = CharField(max_length=16, default="fail")
     message = TextField(default="")
+    escalation_json = TextField(default="[]")  # the step's rungs: [{after_seconds, notify}]
+    escalations_json = TextField(default="[]")  # rungs fired so far: [{rung, at, results}]
     created_at = DateTimeField(default=utcnow)
     expires_at = DateTimeField(null=True)
     decided_at = DateTimeField(null=True)

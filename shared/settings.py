@@ -183,7 +183,12 @@ class Settings:
         8091,
         "First port of the bundled plugins; each plugin takes the next one (slack, email, telegram, teams, kakao-mock).",
     )
-    core_url: str = _env("CORE_URL", _http_url, "", "Where plugins reach the Core API (approval callbacks). Unset: `http://<API_HOST>:<API_PORT>`.")
+    core_url: str = _env(
+        "CORE_URL",
+        _http_url,
+        "",
+        "Where plugins reach the Core API (approval callbacks). Unset: `http://<API_HOST>:<API_PORT>`.",
+    )
     plugin_urls: str = _env(
         "PLUGIN_URLS",
         _plugin_urls,

@@ -13,6 +13,7 @@ from api.schemas import StrictSchema
 from shared import records
 from shared.directory import create_group, group_members, members_of, replace_members, update_group
 from shared.domain.permissions import DIRECTORY_WRITE, READ
+from shared.domain.targets import normalize_phone
 from shared.models import Group, Recipient
 
 blp = Blueprint("directory", __name__, url_prefix="/api", description="Recipients and groups")
@@ -20,11 +21,19 @@ blp = Blueprint("directory", __name__, url_prefix="/api", description="Recipient
 _name = ma.validate.Length(min=1, max=200)
 
 
+class PhoneField(ma.fields.String):
+    """A phone number, stored normalised (010-1234-5678 and +82 10 1234 5678 -> 01012345678)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        try:
+            return normalize_phone(super()._deserialize(value, attr, data, **kwargs))
+        except ValueError as error:
+            raise ma.ValidationError(str(error)) from None
+
+
 class RecipientInSchema(StrictSchema):
     name = ma.fields.String(required=True, validate=_name)
-    phone = ma.fields.String(
-        allow_none=True, validate=ma.validate.Regexp(r"^\+?[0-9][0-9 -]{3,30}$")
-    )
+    phone = PhoneField(allow_none=True)
     email = ma.fields.Email(allow_none=True)
     slack_id = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=64))
     telegram_id = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=64))

@@ -65,6 +65,11 @@ class ApprovalViewSchema(ma.Schema):
     required_approvals = ma.fields.Integer(required=True)
     expires_at = ma.fields.DateTime(allow_none=True)
     decisions = ma.fields.List(ma.fields.Dict(), required=True)
+    escalations = ma.fields.List(
+        ma.fields.Dict(),
+        required=True,
+        metadata={"description": "escalation rungs fired: rung, at, results"},
+    )
 
 
 class ExecutionDetailSchema(ExecutionSchema):
@@ -164,6 +169,7 @@ class ExecutionById(MethodView):
                 "required_approvals": approval.required_approvals,
                 "expires_at": approval.expires_at,
                 "decisions": decisions_of(approval),
+                "escalations": json.loads(approval.escalations_json),
             }
             for approval in Approval.select().where(Approval.execution == execution_id)
         ]

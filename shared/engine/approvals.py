@@ -58,6 +58,7 @@ def open_approval(
         approvers_json=json.dumps(list(params.get("approvers", []))),
         on_timeout=params.get("on_timeout", "fail"),
         message=message,
+        escalation_json=json.dumps(list(params.get("escalation") or [])),
         created_at=now,
         expires_at=now + timedelta(seconds=timeout_seconds),
     )
@@ -74,7 +75,22 @@ def _recipient_ids_of(approver: Approver, tenant_id: str) -> set[str]:
 
 
 def may_decide(approver: Approver, approvers: list[str], tenant_id: str) -> bool:
-    """True when ``approver`` is one of the step's ``approvers`` (empty: any approver/admin user)."""
+    """True when ``approver`` is one of the step's ``approvers`` (empty: any approver/admin user).
+
+    An email-link approver whose address is a user of the tenant counts as that user.
+    """
+    if approver.user is None and approver.address_field == "email":
+        user = User.get_or_none(
+            User.tenant == tenant_id, User.email == (approver.address or "").lower()
+        )
+        if user is not None:
+            approver = Approver(
+                approver.name,
+                user=user,
+                channel=approver.channel,
+                address_field="email",
+                address=approver.address,
+            )
     if not approvers:
         return approver.user is not None and approver.user.role in ("approver", "admin")
     recipients = _recipient_ids_of(approver, tenant_id)
@@ -244,3 +260,52 @@ def expire_due(now: datetime | None = None) -> list[Wakeup]:
             )
             wakeups += _finish(approval, status, outcome, now)
     return wakeups
+
+
+def due_escalations(now: datetime | None = None) -> list[tuple[Approval, int, dict[str, Any]]]:
+    """(approval, rung index, rung) for each rung now due on a pending approval, oldest first."""
+    now = now or utcnow()
+    due = []
+    pending = Approval.select().where(
+        Approval.status == "pending", Approval.escalation_json != "[]"
+    )
+    for approval in pending:
+        fired = len(json.loads(approval.escalations_json))
+        rungs = json.loads(approval.escalation_json)
+        for index in range(fired, len(rungs)):
+            if approval.created_at + timedelta(seconds=rungs[index]["after_seconds"]) <= now:
+                due.append((approval, index, rungs[index]))
+    return due
+
+
+def claim_escalation(approval_id: str, rung: int, now: datetime | None = None) -> bool:
+    """Claim ``rung`` before sending it; False if another scheduler did, or it was decided meanwhile."""
+    now = now or utcnow()
+    with write_transaction():
+        approval = lock_for_update(Approval.select().where(Approval.id == approval_id)).first()
+        fired = json.loads(approval.escalations_json) if approval else []
+        if approval is None or approval.status != "pending" or len(fired) != rung:
+            return False
+        fired.append({"rung": rung, "at": now.isoformat(), "results": None})
+        Approval.update(escalations_json=json.dumps(fired)).where(
+            Approval.id == approval_id
+        ).execute()
+        audit.record(
+            approval.tenant_id,
+            "engine",
+            "approval.escalated",
+            f"execution:{approval.execution_id}/{approval.step_id}",
+            {"rung": rung},
+        )
+        return True
+
+
+def record_escalation_results(approval_id: str, rung: int, results: dict[str, Any]) -> None:
+    """Store what sending a claimed rung produced (shown with the execution)."""
+    with write_transaction():
+        approval = lock_for_update(Approval.select().where(Approval.id == approval_id)).first()
+        fired = json.loads(approval.escalations_json)
+        fired[rung]["results"] = results
+        Approval.update(escalations_json=json.dumps(fired)).where(
+            Approval.id == approval_id
+        ).execute()

@@ -9,14 +9,16 @@ it up. Duplicates are harmless: a claim finds nothing to do.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from shared.db import write_transaction
 from shared.engine import approvals
 from shared.engine.outbox import Wakeup, send, wakeup_for
 from shared.engine.specs import spec_of
-from shared.models import Execution, StepRun, utcnow
+from shared.models import Approval, Execution, StepRun, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +52,23 @@ def _wakeups(runs: list[StepRun], now: datetime) -> list[Wakeup]:
     return wakeups
 
 
-def reconcile_once(dispatcher, *, now: datetime | None = None) -> Pass:  # noqa: ANN001 - a Dispatcher
-    """One pass: re-send expired leases and overdue pending steps, time out approvals."""
+def escalate(notify: Callable[[Approval, dict[str, Any]], dict[str, Any]], now: datetime) -> int:
+    """Send every due escalation rung once; ``notify(approval, rung)`` delivers and returns results."""
+    sent = 0
+    for approval, index, rung in approvals.due_escalations(now):
+        if approvals.claim_escalation(approval.id, index, now):
+            approvals.record_escalation_results(approval.id, index, notify(approval, rung))
+            sent += 1
+    return sent
+
+
+def reconcile_once(
+    dispatcher,
+    *,
+    now: datetime | None = None,
+    notify: Callable[[Approval, dict[str, Any]], dict[str, Any]] | None = None,
+) -> Pass:  # noqa: ANN001 - a Dispatcher
+    """One pass: re-send expired leases and overdue pending steps, time out approvals, escalate."""
     now = now or utcnow()
     resend_before = now - timedelta(milliseconds=RESEND_INTERVAL_MS)
     not_recently_sent = (StepRun.enqueued_at.is_null()) | (StepRun.enqueued_at < resend_before)
@@ -72,6 +89,8 @@ def reconcile_once(dispatcher, *, now: datetime | None = None) -> Pass:  # noqa:
     send(dispatcher, _wakeups(expired + overdue, now))
     timed_out = approvals.expire_due(now)
     send(dispatcher, timed_out)
+    if notify is not None:
+        escalate(notify, now)
     result = Pass(len(expired), len(overdue), len(timed_out))
     if expired or overdue:
         log.info(

@@ -104,6 +104,7 @@ def test_secret_value_appears_nowhere(world, saas_settings, echo, caplog):
         "path": "main",
         "execution_id": execution_id,
         "step_id": "ask",
+        "token": "not-a-valid-link-token",
     }
     spec = world.client.get("/api/openapi.json").json
     operations = sorted(

@@ -141,7 +141,9 @@ def test_batched_inserts_skip_taken_keys_and_chain_the_audit(db, workflow):
     spec = spec_of(version)
 
     def batch(keys):
-        items = [NewExecution(workflow, version, spec, "cron", "* * * * *", {}, key) for key in keys]
+        items = [
+            NewExecution(workflow, version, spec, "cron", "* * * * *", {}, key) for key in keys
+        ]
         with write_transaction():
             return insert_executions(items, actor="scheduler")
 

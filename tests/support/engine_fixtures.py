@@ -95,7 +95,15 @@ def loopback() -> Iterator[Loopback]:
 
 
 @pytest.fixture
-def engine(make_settings: Callable[..., Any], tmp_path: Path) -> Iterator[Engine]:
+def engine_overrides() -> dict[str, str]:
+    """Extra settings for the `engine` fixture; a test module overrides this fixture to change them."""
+    return {}
+
+
+@pytest.fixture
+def engine(
+    make_settings: Callable[..., Any], tmp_path: Path, engine_overrides: dict[str, str]
+) -> Iterator[Engine]:
     """API in-process, one Dramatiq worker process and one scheduler process, all on one SQLite file."""
     from api.app import create_app
     from shared.bootstrap import prepare
@@ -107,6 +115,7 @@ def engine(make_settings: Callable[..., Any], tmp_path: Path) -> Iterator[Engine
         worker_processes="1",
         worker_threads="4",
         plugin_base_port="1",  # nothing listens there: notify to a plugin fails fast
+        **engine_overrides,
     )
     prepare(settings)
     app = create_app(settings)

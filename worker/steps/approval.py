@@ -6,9 +6,10 @@ from shared.db import write_transaction
 from shared.domain.engine_rules import Outcome
 from shared.domain.templating import render
 from shared.engine.approvals import open_approval
+from shared.keyring import load_keys
 from shared.models import utcnow
+from shared.notifications import deliver
 from worker.steps.base import StepCall
-from worker.steps.notify import deliver
 
 
 def run_approval(call: StepCall) -> Outcome:
@@ -21,24 +22,26 @@ def run_approval(call: StepCall) -> Outcome:
         approval = open_approval(
             call.run, dict(params), call.step.timeout_seconds, message, utcnow()
         )
-    notified = deliver(
-        call,
+    delivery = deliver(
+        call.plugins,
+        call.run.tenant_id,
         list(params.get("notify") or []),
-        message,
-        f"Approval needed: {call.step.id}",
-        "warning",
         {
-            "approval": {
-                "execution_id": call.execution_id,
-                "step_id": call.step.id,
-                "approval_id": approval.id,
-            }
+            "title": f"Approval needed: {call.step.id}",
+            "message": message,
+            "severity": "warning",
+            "execution_id": call.execution_id,
+            "step_id": call.step.id,
         },
+        render=lambda text: render(text, call.context),
+        timeout_seconds=min(call.step.timeout_seconds, 30),
+        approval=approval,
+        secret_key=load_keys(call.settings)[0],
     )
     output = {
         "output": {
             "approval_id": approval.id,
-            "notified": notified,
+            "notified": delivery.as_output(),
             "required_approvals": approval.required_approvals,
         }
     }

@@ -1,0 +1,141 @@
+"""Delivering one message to a list of notify targets through the channel plugins.
+
+Used by the notify step, the approval step and approval escalations. Directory
+references (``group:``, ``recipient:``) are expanded at send time to each member's
+address on every channel they have; members with no address are reported, never
+silently dropped. Email targets of an approval get their own signed links.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timezone
+from typing import Any
+
+from shared.approval_links import LinkClaim, make_token
+from shared.directory import expand_reference
+from shared.domain.targets import Target, is_reference, parse_target
+from shared.errors import ChannelError, NotFound, ValidationError
+from shared.models import Approval
+from shared.plugin_client import PluginClient
+from shared.settings import Settings
+
+
+@dataclass
+class Delivery:
+    """What one send to many targets produced."""
+
+    results: list[dict[str, Any]] = field(default_factory=list)
+    missing: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def delivered(self) -> int:
+        """Targets that got the message."""
+        return sum(1 for result in self.results if result["ok"])
+
+    @property
+    def retryable(self) -> bool:
+        """True when some failure may go away on a retry."""
+        return any(result.get("retryable") for result in self.results if not result["ok"])
+
+    def as_output(self) -> dict[str, Any]:
+        """The step output form."""
+        return {
+            "results": self.results,
+            "delivered": self.delivered,
+            "missing_addresses": self.missing,
+        }
+
+
+def resolve_targets(
+    tenant_id: str, items: list[Any], render: Callable[[str], str]
+) -> tuple[list[tuple[Target, str]], Delivery]:
+    """Direct targets with a label each; refused items and address-less members go in the Delivery."""
+    delivery = Delivery()
+    targets: list[tuple[Target, str]] = []
+    for item in items:
+        if not isinstance(item, str):
+            delivery.results.append(
+                {
+                    "target": "kakao",
+                    "ok": False,
+                    "error": "kakao targets are not sent yet (the Kakao issue adds them)",
+                    "retryable": False,
+                }
+            )
+            continue
+        text = render(item)
+        try:
+            if is_reference(text):
+                expanded, missing = expand_reference(tenant_id, text)
+                targets.extend(expanded)
+                delivery.missing.extend(missing)
+            else:
+                targets.append((parse_target(text), text))
+        except (NotFound, ValidationError) as error:
+            delivery.results.append(
+                {"target": text, "ok": False, "error": error.message, "retryable": False}
+            )
+    return targets, delivery
+
+
+def approval_payload(
+    settings: Settings, approval: Approval, target: Target, secret_key: bytes
+) -> dict[str, Any]:
+    """The ``approval`` part of a send; email targets get signed single-use approve/reject links."""
+    payload: dict[str, Any] = {
+        "approval_id": approval.id,
+        "execution_id": approval.execution_id,
+        "step_id": approval.step_id,
+    }
+    if target.plugin == "email" and approval.expires_at is not None:
+        expires = approval.expires_at.replace(tzinfo=timezone.utc).timestamp()
+        for decision in ("approve", "reject"):
+            token = make_token(
+                secret_key, LinkClaim(approval.id, decision, target.address.lower(), expires)
+            )
+            payload[f"{decision}_url"] = f"{settings.resolved_core_url}/api/approval-links/{token}"
+    return payload
+
+
+def deliver(
+    plugins: PluginClient,
+    tenant_id: str,
+    items: list[Any],
+    message: dict[str, Any],
+    *,
+    render: Callable[[str], str] = lambda text: text,
+    timeout_seconds: float,
+    approval: Approval | None = None,
+    secret_key: bytes = b"",
+) -> Delivery:
+    """Send ``message`` (title, message, severity, execution_id, step_id) to every target."""
+    targets, delivery = resolve_targets(tenant_id, items, render)
+    for target, label in targets:
+        payload = {**message, "target": target.address}
+        if approval is not None:
+            payload["approval"] = approval_payload(plugins.settings, approval, target, secret_key)
+        try:
+            answer = plugins.send(target.plugin, payload, timeout_seconds=timeout_seconds)
+            delivery.results.append(
+                {
+                    "target": label,
+                    "channel": target.plugin,
+                    "address": target.address,
+                    "ok": True,
+                    "message_id": answer.get("message_id"),
+                }
+            )
+        except ChannelError as error:
+            delivery.results.append(
+                {
+                    "target": label,
+                    "channel": target.plugin,
+                    "address": target.address,
+                    "ok": False,
+                    "error": error.message,
+                    "retryable": error.retryable,
+                }
+            )
+    return delivery
