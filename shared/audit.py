@@ -55,48 +55,18 @@ def record(
     action: str,
     target: str = "",
     metadata: dict[str, Any] | None = None,
-) -> AuditLog:
+) -> None:
     """Append one row to the tenant's chain (call inside a write transaction)."""
-    # Locking the tenant row serialises writers of one tenant on PostgreSQL and
-    # MySQL; SQLite's IMMEDIATE transaction already did. The unique (tenant, seq)
-    # index is the backstop either way.
-    lock_for_update(Tenant.select(Tenant.id).where(Tenant.id == tenant_id)).first()
-    last = (
-        AuditLog.for_tenant(tenant_id, AuditLog.seq, AuditLog.row_hash)
-        .order_by(AuditLog.seq.desc())
-        .first()
-    )
-    seq = last.seq + 1 if last else 1
-    prev_hash = last.row_hash if last else GENESIS_HASH
-    ts = utcnow()
-    metadata_redacted = json.dumps(redact(metadata or {}), sort_keys=True, default=str)
-    digest = row_digest(
-        tenant_id=tenant_id,
-        seq=seq,
-        actor=actor,
-        action=action,
-        target=target,
-        ts=ts,
-        metadata_redacted=metadata_redacted,
-        prev_hash=prev_hash,
-    )
-    return AuditLog.create(
-        tenant=tenant_id,
-        seq=seq,
-        actor=actor,
-        action=action,
-        target=target,
-        ts=ts,
-        metadata_redacted=metadata_redacted,
-        prev_hash=prev_hash,
-        row_hash=digest,
-    )
+    record_many(tenant_id, [(actor, action, target, metadata)])
 
 
 def record_many(tenant_id: str, entries: list[tuple[str, str, str, dict[str, Any] | None]]) -> None:
     """Append (actor, action, target, metadata) rows in order, in one INSERT (inside a write transaction)."""
     if not entries:
         return
+    # Locking the tenant row serialises writers of one tenant on PostgreSQL and
+    # MySQL; SQLite's IMMEDIATE transaction already did. The unique (tenant, seq)
+    # index is the backstop either way.
     lock_for_update(Tenant.select(Tenant.id).where(Tenant.id == tenant_id)).first()
     last = (
         AuditLog.for_tenant(tenant_id, AuditLog.seq, AuditLog.row_hash)
