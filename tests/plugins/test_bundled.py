@@ -29,21 +29,6 @@ def test_probe(make_settings, module, name):
     assert body["capabilities"]
 
 
-@pytest.mark.parametrize("module", CHANNELS)
-def test_channel_send_is_a_stub_for_now(make_settings, module):
-    client, auth = make_client(make_settings(), module)
-
-    response = client.post("/send", headers=auth, json={"target": "x", "text": "hi"})
-
-    assert response.status_code == 200
-    assert response.get_json() == {
-        "ok": False,
-        "message_id": None,
-        "error": "not implemented yet",
-        "retryable": False,
-    }
-
-
 def test_kakao_mock_send_is_a_stub_for_now(make_settings):
     client, auth = make_client(make_settings(), "kakao_mock")
 
