@@ -76,8 +76,12 @@ def banner_lines(settings: Settings) -> list[str]:
     for name, port in plugin_ports(settings).items():
         lines.append(f"  Plugin   {name:<11}{http_url(settings.plugin_host, port)}")
     slack = http_url(settings.plugin_host, plugin_ports(settings)["slack"])
-    lines.append(f"  Slack    interactions URL (Request URL in your Slack app): {slack}/slack/interactions")
-    lines.append(f"  Telegram webhook URL (setWebhook): {http_url(settings.plugin_host, plugin_ports(settings)['telegram'])}/telegram/webhook")
+    lines.append(
+        f"  Slack    interactions URL (Request URL in your Slack app): {slack}/slack/interactions"
+    )
+    lines.append(
+        f"  Telegram webhook URL (setWebhook): {http_url(settings.plugin_host, plugin_ports(settings)['telegram'])}/telegram/webhook"
+    )
     lines.append("  Stop     Ctrl-C (or SIGTERM)")
     return lines
 
