@@ -97,6 +97,15 @@ def _port_open(host: str, port: int) -> bool:
         return False
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_process_left_behind() -> Iterator[None]:
+    """Whatever a failing test left running is killed when the session ends."""
+    yield
+    from tests.support.processes import kill_leftovers
+
+    kill_leftovers()
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """A Redis everyone in the test session can use."""

@@ -127,6 +127,8 @@ def engine(
         token = open_session(settings, admin)[0]
     worker = Process(settings, ["worker"], tmp_path / "worker.log").start()
     scheduler = Process(settings, ["scheduler"], tmp_path / "scheduler.log").start()
-    yield Engine(app.test_client(), settings, token, tenant.id, worker, scheduler, tmp_path)
-    worker.stop()
-    scheduler.stop()
+    stack = Engine(app.test_client(), settings, token, tenant.id, worker, scheduler, tmp_path)
+    yield stack
+    # A test may have replaced the worker (a restart after a crash): stop what runs now.
+    for process in {id(p): p for p in (worker, scheduler, stack.worker, stack.scheduler)}.values():
+        process.stop()

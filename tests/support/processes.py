@@ -13,6 +13,9 @@ from shared.settings import Settings
 
 REPO = Path(__file__).parents[2]
 
+#: Every process started, so the test session can make sure none outlives it.
+STARTED: list[Process] = []
+
 
 class Process:
     """One ``aisopsflow <command>`` child in its own process group; output goes to a log file."""
@@ -35,6 +38,7 @@ class Process:
             start_new_session=True,
             cwd=REPO,
         )
+        STARTED.append(self)
         return self
 
     def kill(self) -> None:
@@ -55,3 +59,11 @@ class Process:
     def output(self) -> str:
         """What the process printed so far."""
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def kill_leftovers() -> int:
+    """SIGKILL every started process group still running; returns how many there were."""
+    left = [process for process in STARTED if process.process and process.process.poll() is None]
+    for process in left:
+        process.kill()
+    return len(left)
