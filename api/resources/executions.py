@@ -16,7 +16,15 @@ from shared.domain.permissions import EXECUTIONS_WRITE, READ
 from shared.engine import outbox
 from shared.engine.approvals import decisions_of
 from shared.engine.executions import cancel_execution, retry_execution
-from shared.models import EXECUTION_STATUSES, Approval, Execution, StepRun, Workflow
+from shared.errors import NotFound
+from shared.models import (
+    EXECUTION_STATUSES,
+    Approval,
+    Execution,
+    StepRun,
+    Workflow,
+    WorkflowVersion,
+)
 
 blp = Blueprint("executions", __name__, url_prefix="/api/executions", description="Executions")
 
@@ -95,8 +103,6 @@ def execution_view(execution: Execution, workflow_key: str, version: int) -> dic
 
 
 def _select() -> Any:
-    from shared.models import WorkflowVersion
-
     return (
         Execution.for_tenant(tenant_id(), Execution, Workflow.workflow_key, WorkflowVersion.version)
         .join(Workflow, on=(Execution.workflow == Workflow.id))
@@ -108,8 +114,6 @@ def _select() -> Any:
 def _one(execution_id: str) -> dict[str, Any]:
     row = _select().where(Execution.id == execution_id).objects().first()
     if row is None:
-        from shared.errors import NotFound
-
         raise NotFound(f"execution {execution_id!r} not found")
     return execution_view(row, row.workflow_key, row.version)
 

@@ -15,7 +15,7 @@ from shared.domain.engine_rules import ACTIVE_EXECUTION, RETRYABLE_EXECUTION
 from shared.engine.outbox import Wakeup, wakeup_for
 from shared.engine.progress import new_step_run, schedule, set_execution_status
 from shared.engine.specs import spec_of
-from shared.errors import Conflict
+from shared.errors import Conflict, NotFound
 from shared.models import (
     Approval,
     Execution,
@@ -239,8 +239,6 @@ def cancel_execution(execution_id: str, tenant_id: str, *, actor: str, reason: s
             Execution.for_tenant(tenant_id).where(Execution.id == execution_id)
         ).first()
         if execution is None:
-            from shared.errors import NotFound
-
             raise NotFound(f"execution {execution_id!r} not found")
         if execution.status not in ACTIVE_EXECUTION:
             raise Conflict(
@@ -268,8 +266,6 @@ def retry_execution(
             Execution.for_tenant(tenant_id).where(Execution.id == execution_id)
         ).first()
         if execution is None:
-            from shared.errors import NotFound
-
             raise NotFound(f"execution {execution_id!r} not found")
         if execution.status not in RETRYABLE_EXECUTION:
             raise Conflict(
