@@ -20,7 +20,7 @@ from shared.domain.engine_rules import Outcome
 from shared.domain.templating import TemplateError, evaluate
 from shared.engine import outbox, progress
 from shared.engine.context import build_context
-from shared.engine.specs import spec_of
+from shared.engine.specs import spec_of_execution
 from shared.keyring import CachedKeyring
 from shared.models import Execution, StepRun
 from shared.plugin_client import PluginClient
@@ -111,7 +111,7 @@ def run_step(runtime: Runtime, step_run_id: str) -> Outcome | None:
             return None
         run = StepRun.get_by_id(claim.step_run_id)
         execution = Execution.get_by_id(claim.execution_id)
-        spec = spec_of(execution.workflow_version)
+        spec = spec_of_execution(execution)
         secrets = secrets_store.read_all(runtime.keys.get(), execution.tenant_id)
         earlier = StepRun.select().where(
             StepRun.execution == execution.id, StepRun.step_index < run.step_index

@@ -14,7 +14,7 @@ from shared.db import lock_for_update, write_transaction
 from shared.domain.engine_rules import Outcome
 from shared.engine.outbox import Wakeup
 from shared.engine.progress import _apply
-from shared.engine.specs import spec_of
+from shared.engine.specs import spec_of_execution
 from shared.errors import Conflict, Forbidden, NotFound
 from shared.models import (
     Approval,
@@ -135,7 +135,7 @@ def _finish(approval: Approval, status: str, outcome: Outcome, now: datetime) ->
         StepRun.execution == approval.execution_id, StepRun.step_id == approval.step_id
     )
     execution = Execution.get_by_id(approval.execution_id)
-    spec = spec_of(execution.workflow_version)
+    spec = spec_of_execution(execution)
     return _apply(execution, spec, run, outcome, now)
 
 

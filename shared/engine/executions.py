@@ -14,7 +14,7 @@ from shared.db import lock_for_update, write_transaction
 from shared.domain.engine_rules import ACTIVE_EXECUTION, RETRYABLE_EXECUTION
 from shared.engine.outbox import Wakeup, wakeup_for
 from shared.engine.progress import new_step_run, schedule, set_execution_status
-from shared.engine.specs import spec_of
+from shared.engine.specs import spec_of, spec_of_execution
 from shared.errors import Conflict, NotFound
 from shared.models import (
     Approval,
@@ -277,7 +277,7 @@ def retry_execution(
             .order_by(StepRun.step_index.desc())
             .first()
         )
-        spec = spec_of(execution.workflow_version)
+        spec = spec_of_execution(execution)
         index = ended_by.step_index if ended_by else 0
         if ended_by is not None:
             Approval.delete().where(

@@ -27,7 +27,7 @@ from shared.domain.engine_rules import (
 )
 from shared.domain.workflow_spec import Step, WorkflowSpec
 from shared.engine.outbox import Wakeup, wakeup_for
-from shared.engine.specs import spec_of
+from shared.engine.specs import spec_of_execution
 from shared.models import Execution, StepRun, utcnow
 from shared.redaction import redact
 
@@ -128,7 +128,7 @@ def claim(
             return None, []
         if run.status == "running" and run.lease_expires_at and run.lease_expires_at > now:
             return None, []
-        spec = spec_of(execution.workflow_version)
+        spec = spec_of_execution(execution)
         step = spec.step(run.step_id)
         lost = run.lost_attempts + (
             1 if run.status == "running" else 0
@@ -175,7 +175,7 @@ def complete(
         ):
             return False, []  # the lease expired and another worker took over: its result wins
         execution = Execution.get_by_id(run.execution_id)
-        spec = spec_of(execution.workflow_version)
+        spec = spec_of_execution(execution)
         if execution.status not in ACTIVE_EXECUTION:
             StepRun.update(status="cancelled", ended_at=now, lease_owner=None).where(
                 StepRun.id == run.id

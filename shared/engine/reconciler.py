@@ -17,7 +17,7 @@ from typing import Any
 from shared.db import write_transaction
 from shared.engine import approvals
 from shared.engine.outbox import Wakeup, send, wakeup_for
-from shared.engine.specs import spec_of
+from shared.engine.specs import spec_of_execution
 from shared.models import Approval, Execution, StepRun, utcnow
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def _wakeups(runs: list[StepRun], now: datetime) -> list[Wakeup]:
     wakeups = []
     for run in runs:
         execution = Execution.get_by_id(run.execution_id)
-        wakeups.append(wakeup_for(run.id, spec_of(execution.workflow_version).step(run.step_id)))
+        wakeups.append(wakeup_for(run.id, spec_of_execution(execution).step(run.step_id)))
     if runs:
         with write_transaction():
             StepRun.update(enqueued_at=now).where(

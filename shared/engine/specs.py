@@ -1,18 +1,56 @@
-"""Parsed workflow versions, cached: a version's YAML never changes once stored."""
+"""Parsed workflow versions, cached by version id: a version's YAML never changes once stored."""
 
 from __future__ import annotations
 
-import functools
+import itertools
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 
+from shared.db import database
 from shared.domain.workflow_spec import WorkflowSpec, parse_workflow
-from shared.models import WorkflowVersion
+from shared.models import Execution, WorkflowVersion
+
+#: Parsed versions kept per process (a parsed spec is a few kilobytes).
+CACHE_SIZE = 16_384
+
+# Keyed by (bound database, version id): ids are unique within one database only.
+_cache: OrderedDict[tuple[int, int], WorkflowSpec] = OrderedDict()
+_lock = threading.Lock()
+_tokens = itertools.count(1)
 
 
-@functools.lru_cache(maxsize=512)
-def _parse(version_id: int, text: str) -> WorkflowSpec:
-    return parse_workflow(text)
+def _database_token() -> int:
+    # A token stored on the Database object itself: id() of a dead one can be reused.
+    db = database.obj
+    token = getattr(db, "_aisopsflow_spec_cache_token", None)
+    if token is None:
+        token = next(_tokens)
+        db._aisopsflow_spec_cache_token = token
+    return token
+
+
+def _cached(version_id: int, load_yaml: Callable[[], str]) -> WorkflowSpec:
+    key = (_database_token(), version_id)
+    with _lock:
+        spec = _cache.get(key)
+        if spec is not None:
+            _cache.move_to_end(key)
+            return spec
+    spec = parse_workflow(load_yaml())
+    with _lock:
+        _cache[key] = spec
+        if len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    return spec
 
 
 def spec_of(version: WorkflowVersion) -> WorkflowSpec:
-    """The typed spec of a stored workflow version."""
-    return _parse(version.id, version.yaml)
+    """The typed spec of a stored workflow version (row already loaded)."""
+    return _cached(version.id, lambda: version.yaml)
+
+
+def spec_of_execution(execution: Execution) -> WorkflowSpec:
+    """The spec an execution pinned; the version row is read only on a cache miss."""
+    version_id = execution.workflow_version_id
+    return _cached(version_id, lambda: WorkflowVersion.get_by_id(version_id).yaml)
