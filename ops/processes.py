@@ -136,7 +136,8 @@ def worker_environ(settings: Settings) -> dict[str, str]:
     against ~300 ms at Dramatiq's default of 1000 ms.
     """
     environ = child_environ(settings)
-    environ["dramatiq_worker_timeout"] = str(settings.worker_poll_ms)
+    # An explicit dramatiq_worker_timeout in the environment (bench/engine.py sets one) wins.
+    environ.setdefault("dramatiq_worker_timeout", str(settings.worker_poll_ms))
     return environ
 
 

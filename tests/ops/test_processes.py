@@ -81,8 +81,9 @@ def test_unknown_plugin_names_the_known_ones(tmp_path):
         create_plugin_app(Settings(data_dir=tmp_path), "pager")
 
 
-def test_workers_poll_redis_at_the_configured_ceiling(make_settings):
+def test_workers_poll_redis_at_the_configured_ceiling(make_settings, monkeypatch):
     from ops.processes import worker_environ
 
+    monkeypatch.delenv("dramatiq_worker_timeout", raising=False)
     assert worker_environ(make_settings())["dramatiq_worker_timeout"] == "30"
     assert worker_environ(make_settings(worker_poll_ms="250"))["dramatiq_worker_timeout"] == "250"
