@@ -12,8 +12,10 @@ import logging
 from collections.abc import Mapping
 from datetime import datetime, timezone
 
+from peewee import EXCLUDED, fn
+
 from scheduler.due import CronSpec
-from shared.db import write_transaction
+from shared.db import backend_name, database, write_transaction
 from shared.dispatch import Dispatcher
 from shared.domain.workflow_spec import WorkflowSpec
 from shared.engine import outbox
@@ -115,24 +117,44 @@ def _fire_batch(
         newest[key] = max(newest.get(key, slot), slot)
     with write_transaction():
         started = insert_executions(items, actor="scheduler")
-        for (workflow_pk, index), slot in newest.items():
-            _remember(workflows[workflow_pk], index, slot)
+        _remember(newest, workflows)
     return [wakeup for item in started for wakeup in item.wakeups]
 
 
-def _remember(workflow: Workflow, index: int, slot: datetime) -> None:
-    """Record the newest fired slot (only ever forward, whichever scheduler gets there first)."""
-    moment = _naive_utc(slot)
-    updated = (
-        CronState.update(last_slot=moment, updated_at=utcnow())
-        .where(
-            CronState.workflow == workflow.id,
-            CronState.trigger_index == index,
-            CronState.last_slot < moment,
+def _remember(newest: dict[tuple[int, int], datetime], workflows: Mapping[int, Workflow]) -> None:
+    """Record each trigger's newest fired slot in one upsert; a slot only ever moves forward."""
+    if not newest:
+        return
+    now = utcnow()
+    rows = [
+        {
+            "tenant": workflows[pk].tenant_id,
+            "workflow": pk,
+            "trigger_index": index,
+            "last_slot": _naive_utc(slot),
+            "updated_at": now,
+        }
+        for (pk, index), slot in newest.items()
+    ]
+    insert = CronState.insert_many(rows)
+    if backend_name() == "mysql":
+        db = database.obj
+        value = (
+            fn.VALUE if (db.server_version or (0,)) >= (10, 3, 3) else fn.VALUES
+        )  # MariaDB renamed it
+        insert = insert.on_conflict(
+            update={
+                CronState.last_slot: fn.GREATEST(CronState.last_slot, value(CronState.last_slot)),
+                CronState.updated_at: now,
+            }
         )
-        .execute()
-    )
-    if not updated:
-        CronState.insert(
-            tenant=workflow.tenant_id, workflow=workflow.id, trigger_index=index, last_slot=moment
-        ).on_conflict_ignore().execute()
+    else:
+        insert = insert.on_conflict(
+            conflict_target=[CronState.workflow, CronState.trigger_index],
+            update={
+                CronState.last_slot: EXCLUDED.last_slot,
+                CronState.updated_at: EXCLUDED.updated_at,
+            },
+            where=(CronState.last_slot < EXCLUDED.last_slot),
+        )
+    insert.execute()
