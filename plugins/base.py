@@ -91,8 +91,3 @@ def create_plugin_app(
         return error_response(500, "internal_server_error", InternalServerError.description)
 
     return app
-
-
-def not_implemented_send() -> Response:
-    """The ``POST /send`` answer of a channel plugin whose delivery is not written yet."""
-    return jsonify(ok=False, message_id=None, error="not implemented yet", retryable=False)

@@ -89,10 +89,6 @@ class SecretKeyError(AisOpsFlowError):
     """A stored secret cannot be decrypted with the configured keys."""
 
 
-class AuditChainBroken(AisOpsFlowError):
-    """The audit log's hash chain does not verify; the message names the row."""
-
-
 class StepError(AisOpsFlowError):
     """A workflow step failed."""
 

@@ -10,11 +10,11 @@ import json
 import threading
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
 from plugins.base import bearer_token
+from tests.support.http_server import LocalServer, QuietHandler
 
 #: Where Web API methods live: slack_sdk posts to ``<base_url><method>``.
 API_PREFIX = "/api/"
@@ -62,7 +62,7 @@ def _parse_body(content_type: str, raw: bytes) -> dict[str, Any]:
     return args
 
 
-class FakeSlack:
+class FakeSlack(LocalServer):
     """A threaded HTTP server on 127.0.0.1; ``api_url`` is the WebClient ``base_url``."""
 
     def __init__(self, *, bot_token: str = "xoxb-fake-token") -> None:  # noqa: S107 - a fake
@@ -71,13 +71,9 @@ class FakeSlack:
         self.lock = threading.Lock()
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
+                raw = self.read_body()
                 args = _parse_body(self.headers.get("Content-Type", ""), raw)
                 token = bearer_token(self.headers.get("Authorization")) or args.pop("token", "")
                 path = self.path.split("?")[0]
@@ -85,21 +81,9 @@ class FakeSlack:
                 status, body, headers = fake._answer(
                     SlackCall(method, args, token, dict(self.headers)), path.startswith(API_PREFIX)
                 )
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.reply(status, body, headers)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        """The server's base URL, e.g. http://127.0.0.1:PORT."""
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        super().__init__(Handler)
 
     @property
     def api_url(self) -> str:
@@ -176,11 +160,3 @@ class FakeSlack:
                 "message": message,
             }
         return {"ok": False, "error": "unknown_method"}
-
-    def __enter__(self) -> FakeSlack:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()

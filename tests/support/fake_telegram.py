@@ -9,10 +9,11 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import requests
+
+from tests.support.http_server import LocalServer, QuietHandler
 
 BOT = {"id": 5000, "is_bot": True, "first_name": "AisOpsFlow", "username": "aisopsflow_bot"}
 METHODS = ("sendMessage", "answerCallbackQuery", "editMessageText", "editMessageReplyMarkup")
@@ -32,7 +33,7 @@ def _plain(text: str) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", text))
 
 
-class FakeTelegram:
+class FakeTelegram(LocalServer):
     """A threaded Bot API on 127.0.0.1 for one bot token; ``calls`` records every request."""
 
     def __init__(self, token: str) -> None:
@@ -45,29 +46,14 @@ class FakeTelegram:
         self.next_update_id = 1000
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b"{}"
+                raw = self.read_body() or b"{}"
                 status, body = fake.answer(self.path, json.loads(raw or b"{}"))
                 payload = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                self.reply(status, payload, {"Content-Type": "application/json"})
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        """The Bot API base, as AISOPSFLOW_TELEGRAM_API_URL takes it."""
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        super().__init__(Handler)
 
     def fail(
         self, method: str, status: int, description: str, *, retry_after: int | None = None
@@ -164,11 +150,3 @@ class FakeTelegram:
             headers={"X-Telegram-Bot-Api-Secret-Token": secret},
             timeout=30,
         )
-
-    def __enter__(self) -> FakeTelegram:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()

@@ -7,8 +7,9 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.support.http_server import LocalServer, QuietHandler
 
 
 @dataclass
@@ -20,7 +21,7 @@ class Route:
     delay_seconds: float = 0.0
 
 
-class Loopback:
+class Loopback(LocalServer):
     """A threaded HTTP server on 127.0.0.1 recording every request."""
 
     def __init__(self) -> None:
@@ -29,13 +30,9 @@ class Loopback:
         self.lock = threading.Lock()
         loopback = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def _answer(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
+                raw = self.read_body()
                 path = self.path.split("?")[0]
                 route = loopback.routes.get(path, Route())
                 with loopback.lock:
@@ -52,25 +49,11 @@ class Loopback:
                     time.sleep(route.delay_seconds)
                 status = route.statuses[min(number, len(route.statuses) - 1)]
                 payload = raw if route.body == "echo" else json.dumps(route.body).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
+                self.reply(status, payload, {"Content-Type": "application/json"})
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _answer  # noqa: N815
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        """Base URL, e.g. http://127.0.0.1:PORT."""
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        super().__init__(Handler)
 
     def route(self, path: str, **kwargs: Any) -> None:
         """Script the answers of ``path``."""
@@ -80,11 +63,3 @@ class Loopback:
         """Requests received on ``path`` so far."""
         with self.lock:
             return len(self.hits[path])
-
-    def __enter__(self) -> Loopback:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
