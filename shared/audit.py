@@ -6,18 +6,37 @@ row commits or rolls back with the change it describes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from shared.db import lock_for_update
+from shared.db import PreparedSelect, backend_name, insert_row, lock_for_update
 from shared.models import AuditLog, Tenant, utcnow
 from shared.redaction import redact
 
 #: prev_hash of a tenant's first row.
 GENESIS_HASH = "0" * 64
+
+#: One audit entry: (actor, action, target, metadata).
+Entry = tuple[str, str, str, dict[str, Any] | None]
+
+_deferred = threading.local()
+
+#: Up to this many rows are appended one INSERT each (cached SQL), more in one INSERT.
+FEW_ROWS = 4
+
+_CHAIN_HEAD = PreparedSelect(
+    lambda tenant_id: (
+        AuditLog.for_tenant(tenant_id, AuditLog.seq, AuditLog.row_hash)
+        .order_by(AuditLog.seq.desc())
+        .limit(1)
+    )
+)
 
 
 def row_digest(
@@ -57,22 +76,48 @@ def record(
     metadata: dict[str, Any] | None = None,
 ) -> None:
     """Append one row to the tenant's chain (call inside a write transaction)."""
+    pending: list[tuple[str, Entry]] | None = getattr(_deferred, "entries", None)
+    if pending is not None:
+        pending.append((tenant_id, (actor, action, target, metadata)))
+        return
     record_many(tenant_id, [(actor, action, target, metadata)])
 
 
-def record_many(tenant_id: str, entries: list[tuple[str, str, str, dict[str, Any] | None]]) -> None:
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """Collect the block's ``record`` calls and append them together when it ends.
+
+    Use inside a write transaction that may record several rows (an execution
+    going queued -> running -> succeeded in one step): each append reads the
+    chain's head, so one append per tenant instead of one per row saves those
+    reads. Rows keep their order; if the block raises, none is written.
+    """
+    if getattr(_deferred, "entries", None) is not None:
+        yield  # an outer block writes them
+        return
+    _deferred.entries = []
+    try:
+        yield
+        entries, _deferred.entries = _deferred.entries, None
+        by_tenant: dict[str, list[Entry]] = {}
+        for tenant_id, entry in entries:
+            by_tenant.setdefault(tenant_id, []).append(entry)
+        for tenant_id, tenant_entries in by_tenant.items():
+            record_many(tenant_id, tenant_entries)
+    finally:
+        _deferred.entries = None
+
+
+def record_many(tenant_id: str, entries: list[Entry]) -> None:
     """Append (actor, action, target, metadata) rows in order, in one INSERT (inside a write transaction)."""
     if not entries:
         return
     # Locking the tenant row serialises writers of one tenant on PostgreSQL and
     # MySQL; SQLite's IMMEDIATE transaction already did. The unique (tenant, seq)
     # index is the backstop either way.
-    lock_for_update(Tenant.select(Tenant.id).where(Tenant.id == tenant_id)).first()
-    last = (
-        AuditLog.for_tenant(tenant_id, AuditLog.seq, AuditLog.row_hash)
-        .order_by(AuditLog.seq.desc())
-        .first()
-    )
+    if backend_name() != "sqlite":  # SQLite's IMMEDIATE lock already serialises writers
+        lock_for_update(Tenant.select(Tenant.id).where(Tenant.id == tenant_id)).first()
+    last = _CHAIN_HEAD.first(tenant_id)
     seq = last.seq if last else 0
     prev_hash = last.row_hash if last else GENESIS_HASH
     rows = []
@@ -104,7 +149,13 @@ def record_many(tenant_id: str, entries: list[tuple[str, str, str, dict[str, Any
             }
         )
         prev_hash = digest
-    AuditLog.insert_many(rows).execute()
+    if len(rows) > FEW_ROWS:
+        AuditLog.insert_many(rows).execute()
+        return
+    # The usual case (one change, a row or two) on the engine's hot path: a
+    # multi-row INSERT is generated afresh each time, a single-row one is cached.
+    for row in rows:
+        insert_row(AuditLog, row)
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import peewee
@@ -26,6 +28,21 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 MYSQL_CHECK_VIOLATIONS = frozenset({3819, 4025})
 
 database = peewee.DatabaseProxy()
+
+_database_tokens = itertools.count(1)
+
+
+def database_token(db: peewee.Database | None = None) -> int:
+    """A number naming the bound (or given) database object, for per-database caches.
+
+    Stored on the object itself: ``id()`` of a dead database object can be reused.
+    """
+    target = db or database.obj
+    token = getattr(target, "_aisopsflow_token", None)
+    if token is None:
+        token = next(_database_tokens)
+        target._aisopsflow_token = token
+    return token
 
 
 class MySQLDatabase(peewee.MySQLDatabase):
@@ -146,12 +163,161 @@ def lock_for_update(query: peewee.Select) -> peewee.Select:
 
 
 @contextlib.contextmanager
-def connection() -> Iterator[None]:
-    """Hold a connection for the duration of a unit of work (a request, a job)."""
+def connection(*, keep_open: bool = False) -> Iterator[None]:
+    """Hold a connection for the duration of a unit of work (a request, a job).
+
+    ``keep_open`` leaves a SQLite connection open for the thread's next unit of
+    work (a worker thread runs thousands): opening one costs its pragmas and
+    closing one a WAL check, about 1.5 ms together. Server backends still close,
+    so a connection the server dropped is never reused; any error closes too.
+    """
     db = database.obj
     opened = db.connect(reuse_if_open=True)
+    keep = keep_open and isinstance(db, peewee.SqliteDatabase) and db.database != ":memory:"
     try:
         yield
-    finally:
-        if opened and not db.is_closed():
+    except BaseException:
+        if not db.is_closed() and not db.in_transaction():
             db.close()
+        raise
+    else:
+        if opened and not keep and not db.is_closed():
+            db.close()
+
+
+class PreparedSelect:
+    """A select whose SQL peewee generates once per database, then runs with new values.
+
+    Peewee builds a query's SQL afresh on every run: for a two-table join that
+    takes about 0.5 ms of Python, while SQLite answers it in 0.02 ms. On the
+    worker's hot path this was a fifth of a step's CPU. ``build`` receives one
+    placeholder per parameter and returns the query; ``first`` runs it with real
+    values and returns the first row as a model instance (joins included), like
+    ``query.first()``.
+    """
+
+    def __init__(self, build: Callable[..., peewee.Select], arity: int = 1) -> None:
+        self.build = build
+        self.arity = arity
+        self._compiled: dict[int, tuple[peewee.Select, str, list[Any], list[int]]] = {}
+        self._lock = threading.Lock()
+
+    def _compile(self, db: peewee.Database) -> tuple[peewee.Select, str, list[Any], list[int]]:
+        key = database_token(db)
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            markers = [f"\x00aisopsflow-param-{index}\x00" for index in range(self.arity)]
+            query = self.build(*markers)
+            sql, params = query.sql()
+            positions = [params.index(marker) for marker in markers]
+            compiled = (query, sql, list(params), positions)
+            with self._lock:
+                self._compiled[key] = compiled
+        return compiled
+
+    def first(self, *values: Any) -> peewee.Model | None:
+        """The first row for ``values`` (one per placeholder), or None."""
+        db = database.obj
+        query, sql, params, positions = self._compile(db)
+        bound = list(params)
+        for position, value in zip(positions, values, strict=True):
+            bound[position] = value
+        cursor = db.execute_sql(sql, bound)
+        # The query's own cursor wrapper turns rows into model instances exactly as
+        # query.first() would (column conversions, joined models).
+        rows = query._get_cursor_wrapper(cursor)  # noqa: SLF001
+        return next(iter(rows), None)
+
+
+#: Generated SQL of hot single-row writes, by (database, model, columns): see insert_row.
+_write_statements: dict[tuple[int, type, str, tuple[str, ...]], tuple[str, list[int]]] = {}
+
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
+def _marker(index: int) -> str:
+    return f"\x00aisopsflow-param-{index}\x00"
+
+
+def _statement(
+    kind: str, model: type[peewee.Model], names: tuple[str, ...]
+) -> tuple[str, list[int]]:
+    """(SQL, parameter position of each name then of the primary key) for an insert or update."""
+    db = database.obj
+    key = (database_token(db), model, kind, names)
+    cached = _write_statements.get(key)
+    if cached is None:
+        markers = {name: _marker(index) for index, name in enumerate(names)}
+        # Placeholders pass through as they are: a field's own conversion would turn
+        # one into something else (a BooleanField makes any string True).
+        placeholders = {
+            name: peewee.Value(marker, converter=_as_is, unpack=False)
+            for name, marker in markers.items()
+        }
+        if kind == "insert":
+            query = model.insert(placeholders)
+            order = list(names)
+        else:
+            pk_marker = _marker(len(names))
+            query = model.update(placeholders).where(
+                model._meta.primary_key == peewee.Value(pk_marker, converter=_as_is)
+            )
+            order = [*names, "__pk__"]
+            markers["__pk__"] = pk_marker
+        sql, params = query.sql()
+        if len(params) != len(order) or any(markers[name] not in params for name in order):
+            # Peewee added a value of its own (a default), or a value is an expression:
+            # either would be frozen into the cached SQL.
+            raise ValueError(
+                f"{model.__name__} {kind}: give every column, as plain values; got {names}"
+            )
+        cached = (sql, [params.index(markers[name]) for name in order])
+        _write_statements[key] = cached
+    return cached
+
+
+def _plain(model: type[peewee.Model], kind: str, values: dict[str, Any]) -> None:
+    expressions = [name for name, value in values.items() if isinstance(value, peewee.Node)]
+    if expressions:
+        raise ValueError(
+            f"{model.__name__} {kind}: give every column, as plain values; {expressions} are expressions"
+        )
+
+
+def _run(sql: str, positions: list[int], values: list[Any]) -> peewee.Cursor:
+    bound: list[Any] = [None] * len(positions)
+    for position, value in zip(positions, values, strict=True):
+        bound[position] = value
+    return database.obj.execute_sql(sql, bound)
+
+
+def insert_row(model: type[peewee.Model], row: dict[str, Any]) -> None:
+    """``model.insert(row).execute()`` with the SQL generated once per column set.
+
+    ``row`` maps field names to plain values (no expressions); missing fields
+    take their defaults, and each value is converted by its field exactly as
+    peewee would.
+    """
+    row = dict(row)
+    for field, default in model._meta.defaults.items():
+        if field.name not in row:
+            row[field.name] = default() if callable(default) else default
+    _plain(model, "insert", row)
+    names = tuple(row)
+    sql, positions = _statement("insert", model, names)
+    fields = model._meta.fields
+    _run(sql, positions, [fields[name].db_value(row[name]) for name in names])
+
+
+def update_row(model: type[peewee.Model], row_id: Any, values: dict[str, Any]) -> int:
+    """``model.update(values).where(pk == row_id).execute()`` with the SQL generated once; rows changed."""
+    _plain(model, "update", values)
+    names = tuple(values)
+    sql, positions = _statement("update", model, names)
+    fields = model._meta.fields
+    primary_key = model._meta.primary_key
+    converted = [fields[name].db_value(values[name]) for name in names]
+    cursor = _run(sql, positions, [*converted, primary_key.db_value(row_id)])
+    return cursor.rowcount

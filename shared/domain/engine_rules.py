@@ -18,6 +18,15 @@ RETRYABLE_EXECUTION = frozenset({"failed", "timed_out"})
 #: even with retry.max 0, and a message that keeps killing its worker still ends).
 MIN_LOST_ATTEMPTS_ALLOWED = 2
 
+#: Step types with no I/O and no side effect: a worker runs them inside the transaction
+#: that reached them instead of sending each its own message (see progress.InlineRunner).
+INLINE_STEP_TYPES = frozenset({"condition"})
+#: Most pure steps one message runs in a row, so a long chain still yields the worker.
+MAX_INLINE_STEPS = 100
+#: Milliseconds into a message after which pure steps get messages again. Well under
+#: TIME_LIMIT_GRACE_MS, so Dramatiq's time limit never interrupts a chain of them.
+INLINE_BUDGET_MS = 1_000
+
 #: Milliseconds a lease outlives the step's own timeout before another worker may take over.
 LEASE_GRACE_MS = 5_000
 #: Milliseconds the Dramatiq time limit outlives the step's own I/O timeout.
@@ -81,3 +90,10 @@ def step_time_budget_ms(timeout_seconds: float) -> tuple[int, int]:
     """(Dramatiq time_limit, lease length) in milliseconds for a step's timeout."""
     timeout_ms = int(timeout_seconds * 1000)
     return timeout_ms + TIME_LIMIT_GRACE_MS, timeout_ms + LEASE_GRACE_MS
+
+
+def runs_inline(step_type: str, *, ran: int, elapsed_ms: float) -> bool:
+    """Whether a worker may run a step of ``step_type`` now, after ``ran`` pure steps in this message."""
+    return (
+        step_type in INLINE_STEP_TYPES and ran < MAX_INLINE_STEPS and elapsed_ms < INLINE_BUDGET_MS
+    )

@@ -10,7 +10,7 @@ from typing import Any
 import peewee
 
 from shared import audit
-from shared.db import lock_for_update, write_transaction
+from shared.db import insert_row, lock_for_update, write_transaction
 from shared.domain.engine_rules import ACTIVE_EXECUTION, RETRYABLE_EXECUTION
 from shared.engine.outbox import Wakeup, wakeup_for
 from shared.engine.progress import new_step_run, schedule, set_execution_status
@@ -56,18 +56,19 @@ def insert_execution(
     spec = spec_of(version)
     now = utcnow()
     # A savepoint: on PostgreSQL a failed INSERT would otherwise poison the transaction.
+    execution = Execution(
+        tenant=workflow.tenant_id,
+        workflow=workflow.id,
+        workflow_version=version.id,
+        status="queued",
+        dedupe_key=dedupe_key,
+        trigger_type=trigger_type,
+        trigger_ref=trigger_ref[:255],
+        trigger_context=json.dumps(context, default=str),
+        created_at=now,
+    )
     with write_transaction():
-        execution = Execution.create(
-            tenant=workflow.tenant_id,
-            workflow=workflow.id,
-            workflow_version=version.id,
-            status="queued",
-            dedupe_key=dedupe_key,
-            trigger_type=trigger_type,
-            trigger_ref=trigger_ref[:255],
-            trigger_context=json.dumps(context, default=str),
-            created_at=now,
-        )
+        insert_row(Execution, execution.__data__)
     run = new_step_run(execution, spec.steps[0], 0, now)
     audit.record(
         workflow.tenant_id,

@@ -19,9 +19,10 @@ class Wakeup:
 
     step_run_id: str
     options: dict[str, int]
+    delay_ms: int | None = None
 
 
-def wakeup_for(step_run_id: str, step: Step) -> Wakeup:
+def wakeup_for(step_run_id: str, step: Step, *, delay_ms: int | None = None) -> Wakeup:
     """The message for ``step_run_id``: the step's time limit and retry settings as options."""
     time_limit_ms, _ = step_time_budget_ms(step.timeout_seconds)
     return Wakeup(
@@ -32,14 +33,20 @@ def wakeup_for(step_run_id: str, step: Step) -> Wakeup:
             "min_backoff": max(1, step.retry.backoff_ms),
             "max_backoff": max(1, step.retry.max_backoff_ms),
         },
+        delay_ms,
     )
 
 
-def send(dispatcher: Dispatcher, wakeups: Iterable[Wakeup], *, delay_ms: int | None = None) -> None:
+def send(dispatcher: Dispatcher, wakeups: Iterable[Wakeup]) -> None:
     """Enqueue each wake-up. A failure is logged, not raised: the reconciler re-sends it."""
     for wakeup in wakeups:
         try:
-            dispatcher.send(RUN_STEP, wakeup.step_run_id, delay_ms=delay_ms, **wakeup.options)
+            dispatcher.send(
+                RUN_STEP,
+                wakeup.step_run_id,
+                delay_ms=wakeup.delay_ms,
+                **wakeup.options,
+            )
         except Exception:  # noqa: BLE001 - the database already holds the work
             log.warning(
                 "could not enqueue step run %s; the reconciler will re-send it",

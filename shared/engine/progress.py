@@ -9,12 +9,20 @@ is never run again; a stale or duplicate message finds nothing to do.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
+
+from peewee import Select
 
 from shared import audit
-from shared.db import lock_for_update, write_transaction
+from shared.db import (
+    PreparedSelect,
+    insert_row,
+    lock_for_update,
+    update_row,
+    write_transaction,
+)
 from shared.domain.engine_rules import (
     ACTIVE_EXECUTION,
     ENDED_EXECUTION,
@@ -39,7 +47,7 @@ ENGINE_ACTOR = "engine"
 
 @dataclass(frozen=True)
 class Claim:
-    """A worker's hold on one attempt of one step run."""
+    """A worker's hold on one attempt of one step run, with the rows as the claim left them."""
 
     step_run_id: str
     execution_id: str
@@ -47,6 +55,24 @@ class Claim:
     step_id: str
     attempt: int
     owner: str
+    run: StepRun | None = field(default=None, compare=False, repr=False)
+    execution: Execution | None = field(default=None, compare=False, repr=False)
+
+
+class InlineRunner(Protocol):
+    """Supplies outcomes of pure steps (no I/O), worked out before the transaction.
+
+    Like Kestra's flowable tasks: a step with no side effect needs no lease and no
+    message of its own. The worker works out the pure steps that follow the one
+    it runs, before it takes the write lock; the transaction that reaches such a
+    step records the planned outcome and moves on. The worker supplies the
+    runner; this module never imports worker code.
+    """
+
+    known_secrets: tuple[str, ...]
+
+    def outcome_for(self, step: Step, attempt: int) -> Outcome | None:
+        """The planned outcome of ``step``'s attempt ``attempt``, or None to send it a message."""
 
 
 def stored_json(value: Any, known_secrets: tuple[str, ...] = ()) -> str:
@@ -57,18 +83,22 @@ def stored_json(value: Any, known_secrets: tuple[str, ...] = ()) -> str:
     return json.dumps({"truncated": True, "preview": text[: MAX_STORED_JSON_CHARS // 2]})
 
 
+def stored_output(outcome: Outcome, known_secrets: tuple[str, ...] = ()) -> str:
+    """The ``output_redacted`` a step run is stored with for ``outcome``."""
+    return stored_json(outcome.output, known_secrets)
+
+
 def new_step_run(execution: Execution, step: Step, index: int, now: datetime) -> StepRun:
     """Create the pending run of ``step`` (due now) for ``execution``."""
-    return StepRun.create(
+    run = StepRun(
         tenant=execution.tenant_id,
         execution=execution.id,
         step_id=step.id,
         step_index=index,
-        status="pending",
-        max_attempts=step.retry.max + 1,
-        next_attempt_at=now,
-        enqueued_at=now,
+        **_run_values(step, now),
     )
+    insert_row(StepRun, run.__data__)
+    return run
 
 
 def set_execution_status(
@@ -77,18 +107,19 @@ def set_execution_status(
     *,
     error_summary: str | None = None,
     actor: str = ENGINE_ACTOR,
+    now: datetime | None = None,
 ) -> None:
     """Move an execution to ``status`` with its audit row (inside the caller's transaction)."""
     if execution.status == status:
         return
-    now = utcnow()
+    now = now or utcnow()
     values: dict[str, Any] = {"status": status}
     if status == "running" and execution.started_at is None:
         values["started_at"] = now
     if status in ENDED_EXECUTION:
         values["ended_at"] = now
         values["error_summary"] = error_summary
-    Execution.update(values).where(Execution.id == execution.id).execute()
+    update_row(Execution, execution.id, values)
     audit.record(
         execution.tenant_id,
         actor,
@@ -102,25 +133,53 @@ def set_execution_status(
         setattr(execution, key, value)
 
 
-def _lock_step_run(step_run_id: str) -> StepRun | None:
-    return lock_for_update(StepRun.select().where(StepRun.id == step_run_id)).first()
+def _run_with_execution(step_run_id: str) -> Select:
+    return (
+        StepRun.select(StepRun, Execution)
+        .join(Execution, on=(StepRun.execution == Execution.id))
+        .where(StepRun.id == step_run_id)
+    )
+
+
+_RUN_WITH_EXECUTION = PreparedSelect(_run_with_execution)
+_LOCKED_RUN_WITH_EXECUTION = PreparedSelect(
+    lambda step_run_id: lock_for_update(_run_with_execution(step_run_id))
+)
+
+
+def read_step_run(step_run_id: str) -> StepRun | None:
+    """The step run with its execution (``run.execution``), without a lock: to read ahead of a claim."""
+    return _RUN_WITH_EXECUTION.first(step_run_id)
+
+
+def _lock_step_run(step_run_id: str) -> tuple[StepRun, Execution] | tuple[None, None]:
+    """The step run and its execution, in one query, locked where the backend can."""
+    run = _LOCKED_RUN_WITH_EXECUTION.first(step_run_id)
+    if run is None:
+        return None, None
+    return run, run.execution
 
 
 def claim(
-    step_run_id: str, owner: str, *, now: datetime | None = None
+    step_run_id: str,
+    owner: str,
+    *,
+    now: datetime | None = None,
+    inline: InlineRunner | None = None,
 ) -> tuple[Claim | None, list[Wakeup]]:
     """Take one attempt of a step run; (None, to_enqueue) when there is nothing to run.
 
     A run already ended, held by a live lease, or belonging to an ended
     execution is not claimed. A run that lost too many attempts to dying
-    workers is failed here instead, and the execution moves on.
+    workers is failed here instead, and the execution moves on. A pure step
+    whose outcome ``inline`` planned is recorded here (with the planned pure
+    steps after it), so there is nothing left to run either.
     """
     now = now or utcnow()
-    with write_transaction():
-        run = _lock_step_run(step_run_id)
+    with write_transaction(), audit.deferred():
+        run, execution = _lock_step_run(step_run_id)
         if run is None or run.status in ENDED_STEP or run.status == "waiting_approval":
             return None, []
-        execution = Execution.get_by_id(run.execution_id)
         if execution.status in ENDED_EXECUTION:
             StepRun.update(status="cancelled", ended_at=now, lease_owner=None).where(
                 StepRun.id == run.id
@@ -141,18 +200,42 @@ def claim(
             )
             return None, _apply(execution, spec, run, outcome, now)
         _, lease_ms = step_time_budget_ms(step.timeout_seconds)
-        StepRun.update(
-            status="running",
-            attempt=run.attempt + 1,
-            lost_attempts=lost,
-            lease_owner=owner,
-            lease_expires_at=now + timedelta(milliseconds=lease_ms),
-            started_at=run.started_at or now,
-        ).where(StepRun.id == run.id).execute()
+        held = {
+            "status": "running",
+            "attempt": run.attempt + 1,
+            "lost_attempts": lost,
+            "lease_owner": owner,
+            "lease_expires_at": now + timedelta(milliseconds=lease_ms),
+            "started_at": run.started_at or now,
+        }
+        for key, value in held.items():
+            setattr(run, key, value)
         if execution.status == "queued":
-            set_execution_status(execution, "running")
+            set_execution_status(execution, "running", now=now)
+        planned = inline.outcome_for(step, run.attempt) if inline is not None else None
+        if planned is not None:
+            # No lease is written: the attempt was worked out already and is recorded now.
+            return None, _apply(
+                execution,
+                spec,
+                run,
+                planned,
+                now,
+                known_secrets=inline.known_secrets,
+                inline=inline,
+                own_message=False,
+                also_write=held,
+            )
+        update_row(StepRun, run.id, held)
         return Claim(
-            run.id, execution.id, execution.tenant_id, run.step_id, run.attempt + 1, owner
+            run.id,
+            execution.id,
+            execution.tenant_id,
+            run.step_id,
+            run.attempt,
+            owner,
+            run=run,
+            execution=execution,
         ), []
 
 
@@ -162,11 +245,16 @@ def complete(
     *,
     known_secrets: tuple[str, ...] = (),
     now: datetime | None = None,
+    inline: InlineRunner | None = None,
 ) -> tuple[bool, list[Wakeup]]:
-    """Record ``outcome`` if ``claim`` still holds; (recorded, step runs to enqueue)."""
+    """Record ``outcome`` if ``claim`` still holds; (recorded, step runs to enqueue).
+
+    Pure steps that follow, whose outcomes ``inline`` planned, are recorded in the
+    same transaction; the first step without a planned outcome gets a wake-up.
+    """
     now = now or utcnow()
-    with write_transaction():
-        run = _lock_step_run(claim.step_run_id)
+    with write_transaction(), audit.deferred():
+        run, execution = _lock_step_run(claim.step_run_id)
         if (
             run is None
             or run.status != "running"
@@ -174,14 +262,15 @@ def complete(
             or run.attempt != claim.attempt
         ):
             return False, []  # the lease expired and another worker took over: its result wins
-        execution = Execution.get_by_id(run.execution_id)
         spec = spec_of_execution(execution)
         if execution.status not in ACTIVE_EXECUTION:
             StepRun.update(status="cancelled", ended_at=now, lease_owner=None).where(
                 StepRun.id == run.id
             ).execute()
             return True, []
-        return True, _apply(execution, spec, run, outcome, now, known_secrets=known_secrets)
+        return True, _apply(
+            execution, spec, run, outcome, now, known_secrets=known_secrets, inline=inline
+        )
 
 
 def _apply(
@@ -192,8 +281,19 @@ def _apply(
     now: datetime,
     *,
     known_secrets: tuple[str, ...] = (),
+    inline: InlineRunner | None = None,
+    own_message: bool = True,
+    unsaved: bool = False,
+    also_write: dict[str, Any] | None = None,
 ) -> list[Wakeup]:
-    """Write the step's new state and the execution's; return step runs to enqueue."""
+    """Write the step's new state and the execution's; return step runs to enqueue.
+
+    ``own_message`` is False for a step run inline: no message of its own will be
+    retried by Dramatiq, so a retry gets a delayed wake-up instead. ``unsaved``
+    means ``run`` is not in the database yet (a pure step run inline): it is
+    inserted in its final state, one statement instead of two; ``also_write``
+    are columns a claim set in memory only, written here with the outcome.
+    """
     step = spec.step(run.step_id)
     index = spec.step_index(run.step_id)
     effect: Effect = effect_of(
@@ -203,13 +303,14 @@ def _apply(
         is_last=index == len(spec.steps) - 1,
     )
     values: dict[str, Any] = {
+        **(also_write or {}),
         "lease_owner": None,
         "lease_expires_at": None,
         "input_redacted": stored_json(outcome.input, known_secrets),
         "error": outcome.error,
     }
     if outcome.output or outcome.status != "retry":
-        values["output_redacted"] = stored_json(outcome.output, known_secrets)
+        values["output_redacted"] = stored_output(outcome, known_secrets)
     if effect.action == "retry":
         values.update(
             status="pending",
@@ -220,41 +321,103 @@ def _apply(
         values["status"] = outcome.status
         if outcome.status != "waiting_approval":
             values["ended_at"] = now
-    StepRun.update(values).where(StepRun.id == run.id).execute()
+    if unsaved:
+        for key, value in values.items():
+            setattr(run, key, value)
+        insert_row(StepRun, run.__data__)
+    else:
+        update_row(StepRun, run.id, values)
 
     if effect.action == "retry":
-        return []
+        if own_message:
+            return []  # the actor raises dramatiq.Retry with this delay
+        return [wakeup_for(run.id, step, delay_ms=outcome.retry_delay_ms)]
     if effect.action == "wait":
-        set_execution_status(execution, "waiting_approval")
+        set_execution_status(execution, "waiting_approval", now=now)
         return []
     if effect.action == "end":
         if outcome.stop_after:
             _skip_rest(execution, spec, index, now)
-        set_execution_status(execution, effect.execution_status, error_summary=effect.error_summary)
+        set_execution_status(
+            execution, effect.execution_status, error_summary=effect.error_summary, now=now
+        )
         return []
     if execution.status != "running":
-        set_execution_status(execution, "running")
-    return [schedule(execution, spec, index + 1, now)]
+        set_execution_status(execution, "running", now=now)
+    next_step = spec.steps[index + 1]
+    planned = inline.outcome_for(next_step, 1) if inline is not None else None
+    if planned is None:
+        return [schedule(execution, spec, index + 1, now, first_visit=True)]
+    next_run = _new_run(execution, spec, index + 1, now, status="running", attempt=1)
+    return _apply(
+        execution,
+        spec,
+        next_run,
+        planned,
+        now,
+        known_secrets=inline.known_secrets,
+        inline=inline,
+        own_message=False,
+        unsaved=True,
+    )
 
 
-def schedule(execution: Execution, spec: WorkflowSpec, index: int, now: datetime) -> Wakeup:
-    """Create (or reset) the pending run of step ``index``; the caller sends the wake-up after commit."""
+def _run_values(step: Step, now: datetime, **state: Any) -> dict[str, Any]:
+    """The columns of a run of ``step`` that starts over now, pending unless ``state`` says otherwise."""
+    return {
+        "status": "pending",
+        "attempt": 0,
+        "max_attempts": step.retry.max + 1,
+        "next_attempt_at": now,
+        "enqueued_at": now,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "started_at": now if state.get("status") == "running" else None,
+        "ended_at": None,
+        "error": None,
+        **state,
+    }
+
+
+def _new_run(
+    execution: Execution, spec: WorkflowSpec, index: int, now: datetime, **state: Any
+) -> StepRun:
+    """An unsaved run of step ``index`` (the caller inserts it)."""
     step = spec.steps[index]
-    existing = StepRun.get_or_none(StepRun.execution == execution.id, StepRun.step_id == step.id)
+    return StepRun(
+        tenant=execution.tenant_id,
+        execution=execution.id,
+        step_id=step.id,
+        step_index=index,
+        **_run_values(step, now, **state),
+    )
+
+
+def schedule(
+    execution: Execution,
+    spec: WorkflowSpec,
+    index: int,
+    now: datetime,
+    *,
+    first_visit: bool = False,
+) -> Wakeup:
+    """Create (or reset) the pending run of step ``index``; the caller sends the wake-up after commit.
+
+    ``first_visit``: the execution moves forward onto a step it never reached, so
+    there is no run to reset and no need to look for one. Only a retry of the
+    execution revisits a step; the unique (execution, step_id) index is the backstop.
+    """
+    step = spec.steps[index]
+    existing = (
+        None
+        if first_visit
+        else StepRun.get_or_none(StepRun.execution == execution.id, StepRun.step_id == step.id)
+    )
     if existing is None:
-        return wakeup_for(new_step_run(execution, step, index, now).id, step)
-    StepRun.update(
-        status="pending",
-        attempt=0,
-        max_attempts=step.retry.max + 1,
-        next_attempt_at=now,
-        enqueued_at=now,
-        lease_owner=None,
-        lease_expires_at=None,
-        started_at=None,
-        ended_at=None,
-        error=None,
-    ).where(StepRun.id == existing.id).execute()
+        run = _new_run(execution, spec, index, now)
+        insert_row(StepRun, run.__data__)
+        return wakeup_for(run.id, step)
+    update_row(StepRun, existing.id, _run_values(step, now))
     return wakeup_for(existing.id, step)
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import itertools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 
-from shared.db import database
+from shared.db import database_token
 from shared.domain.workflow_spec import WorkflowSpec, parse_workflow
 from shared.models import Execution, WorkflowVersion
 
@@ -17,21 +16,10 @@ CACHE_SIZE = 16_384
 # Keyed by (bound database, version id): ids are unique within one database only.
 _cache: OrderedDict[tuple[int, int], WorkflowSpec] = OrderedDict()
 _lock = threading.Lock()
-_tokens = itertools.count(1)
-
-
-def _database_token() -> int:
-    # A token stored on the Database object itself: id() of a dead one can be reused.
-    db = database.obj
-    token = getattr(db, "_aisopsflow_spec_cache_token", None)
-    if token is None:
-        token = next(_tokens)
-        db._aisopsflow_spec_cache_token = token
-    return token
 
 
 def _cached(version_id: int, load_yaml: Callable[[], str]) -> WorkflowSpec:
-    key = (_database_token(), version_id)
+    key = (database_token(), version_id)
     with _lock:
         spec = _cache.get(key)
         if spec is not None:
