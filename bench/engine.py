@@ -6,7 +6,9 @@ bare worker (``dramatiq bench.bare_actors:setup``) with the same processes and
 threads on the same Redis (two namespaces), then measures
 
 1. throughput: N executions of three ``condition`` steps vs N chains of 3 bare actors;
-2. a 40-step sequential workflow vs a 40-actor chain (webhook -> succeeded);
+2. a 40-step sequential workflow vs a 40-actor chain (webhook -> succeeded), twice: 40
+   ``http`` steps to a no-op server on 127.0.0.1 (each step its own message), and 40
+   ``condition`` steps (pure: worked out and recorded inline, one message in all);
 3. sparse latency: one webhook at a time after an idle gap, p50/p99 webhook -> succeeded.
 
 Webhooks go through the API in this process (Flask test client: the full request
@@ -32,12 +34,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +102,36 @@ def condition_workflow(workflow_id: str, steps: int) -> str:
     for number in range(1, steps + 1):
         lines += [f"  - id: c{number}", "    type: condition", '    expr: "true"']
     return "\n".join(lines) + "\n"
+
+
+def http_workflow(workflow_id: str, steps: int, url: str) -> str:
+    """YAML of a webhook-triggered workflow of ``steps`` GETs of ``url`` (each its own message)."""
+    lines = [
+        f"id: {workflow_id}",
+        f"name: bench {steps} http steps",
+        "triggers:",
+        "  - type: webhook",
+        "steps:",
+    ]
+    for number in range(1, steps + 1):
+        lines += [f"  - id: h{number}", "    type: http", "    method: GET", f"    url: {url}"]
+    return "\n".join(lines) + "\n"
+
+
+class NoopHandler(BaseHTTPRequestHandler):
+    """Answers every GET with 200 and an empty JSON object."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:  # noqa: N802 - the standard library's name
+        # One write: headers and body sent apart would meet Nagle's algorithm and the
+        # client's delayed ACK, 40 ms per request on Linux.
+        self.wfile.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+        )
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        return
 
 
 def epoch(value: Any) -> float:
@@ -224,6 +258,10 @@ class Bench:
         )
         self.bare_dispatcher = Dispatcher(self.bare_settings)
         self.workflow_pks: dict[str, int] = {}
+        self.noop = ThreadingHTTPServer(("127.0.0.1", 0), NoopHandler)
+        self.noop.daemon_threads = True
+        self.noop_url = f"http://127.0.0.1:{self.noop.server_address[1]}/noop"
+        threading.Thread(target=self.noop.serve_forever, daemon=True).start()
 
     # -- set-up and tear-down -------------------------------------------------
 
@@ -245,12 +283,17 @@ class Bench:
             )
             self.token = open_session(self.settings, admin)[0]
 
-    def put_workflow(self, workflow_id: str, steps: int) -> None:
+    def put_workflow(self, workflow_id: str, steps: int, kind: str = "condition") -> None:
         from shared.models import Workflow
 
+        yaml_text = (
+            http_workflow(workflow_id, steps, self.noop_url)
+            if kind == "http"
+            else condition_workflow(workflow_id, steps)
+        )
         response = self.client.put(
             f"/api/workflows/{workflow_id}",
-            data=condition_workflow(workflow_id, steps),
+            data=yaml_text,
             content_type="application/yaml",
             headers={"Authorization": f"Bearer {self.token}"},
         )
@@ -304,6 +347,8 @@ class Bench:
     def close(self) -> None:
         """Stop the children, drop this run's Redis keys and the temp dir (unless --keep)."""
         self.stop_workers()
+        self.noop.shutdown()
+        self.noop.server_close()
         try:
             for namespace in (self.settings.redis_namespace, self.bare_settings.redis_namespace):
                 keys = list(self.redis.scan_iter(match=f"{namespace}*", count=1000))
@@ -373,9 +418,9 @@ class Bench:
             time.sleep(poll_ms / 1000)
         return {name.decode(): float(value) for name, value in self.redis.hgetall(key).items()}
 
-    def fresh_workflow(self, steps: int) -> str:
-        workflow_id = f"b{steps}-{uuid.uuid4().hex[:8]}"
-        self.put_workflow(workflow_id, steps)
+    def fresh_workflow(self, steps: int, kind: str = "condition") -> str:
+        workflow_id = f"b{steps}-{kind}-{uuid.uuid4().hex[:8]}"
+        self.put_workflow(workflow_id, steps, kind)
         return workflow_id
 
     def platform_one(self, workflow_id: str, seen: int) -> tuple[float, float, float, float]:
@@ -415,8 +460,12 @@ class Bench:
     def warm_up(self) -> None:
         """Run a few of everything so imports, caches and connections are warm in every process."""
         count = 2 * self.args.processes * self.args.threads
-        for steps in (SHORT_STEPS, LONG_STEPS):
-            workflow_id = self.fresh_workflow(steps)
+        for steps, kind in (
+            (SHORT_STEPS, "condition"),
+            (LONG_STEPS, "condition"),
+            (LONG_STEPS, "http"),
+        ):
+            workflow_id = self.fresh_workflow(steps, kind)
             for _ in range(count):
                 self.hook(workflow_id)
             self.wait_executions(workflow_id, count, POLL_MANY_MS, WARM_UP_DEADLINE_MS)
@@ -514,10 +563,10 @@ class Bench:
         ]
 
     def idle_pairs(
-        self, steps: int, runs: int, timeout_ms: int
+        self, steps: int, runs: int, timeout_ms: int, kind: str = "condition"
     ) -> tuple[list[tuple[float, ...]], list[float]]:
         """``runs`` platform and bare runs, alternating, each after an idle gap (see platform_one)."""
-        workflow_id = self.fresh_workflow(steps)
+        workflow_id = self.fresh_workflow(steps, kind)
         self.reset_chains()
         platform: list[tuple[float, ...]] = []
         bare: list[float] = []
@@ -548,17 +597,23 @@ class Bench:
 
     def long_chain(self, timeout_ms: int) -> list[Twin]:
         runs = self.runs_within_budget(self.args.long_runs, timeout_ms, 1000)
-        platform, bare = self.idle_pairs(LONG_STEPS, runs, timeout_ms)
-        totals = [run[0] for run in platform]
-        return [
-            Twin(
-                f"{LONG_STEPS}-step webhook->succeeded, min / median ms (n={runs})",
-                f"{min(totals):.0f} / {statistics.median(totals):.0f}",
-                f"{min(bare):.0f} / {statistics.median(bare):.0f}",
-                f"{statistics.median(totals) / statistics.median(bare):.1f}x",
-            ),
-            split_twin(platform, 0.5),
-        ]
+        twins: list[Twin] = []
+        for kind, what in (
+            ("http", "http steps, a message each"),
+            ("condition", "conditions, inline"),
+        ):
+            platform, bare = self.idle_pairs(LONG_STEPS, runs, timeout_ms, kind)
+            totals = [run[0] for run in platform]
+            twins += [
+                Twin(
+                    f"{LONG_STEPS}-step ({what}) webhook->succeeded, min / median ms (n={runs})",
+                    f"{min(totals):.0f} / {statistics.median(totals):.0f}",
+                    f"{min(bare):.0f} / {statistics.median(bare):.0f}",
+                    f"{statistics.median(totals) / statistics.median(bare):.1f}x",
+                ),
+                split_twin(platform, 0.5),
+            ]
+        return twins
 
     def sparse(self, timeout_ms: int) -> list[Twin]:
         steps = self.args.sparse_steps
