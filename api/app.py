@@ -20,6 +20,8 @@ from api.resources import (
     executions,
     health,
     hooks,
+    kakao,
+    kakao_messages,
     plugins,
     secrets,
     users,
@@ -43,6 +45,8 @@ BLUEPRINTS = (
     approvals.blp,
     approval_links.blp,
     plugins.blp,
+    kakao.blp,
+    kakao_messages.blp,
 )
 
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import g, request
+from flask import current_app, g, request
 
 from shared.domain.permissions import allows
 from shared.errors import Forbidden, Unauthorized
+from shared.plugin_token import load_plugin_token
 from shared.sessions import Session, authenticate
 
 #: Name of the HttpOnly session cookie set by POST /api/login.
@@ -31,6 +33,31 @@ def presented_token() -> str | None:
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
     return request.cookies.get(SESSION_COOKIE) or None
+
+
+def is_plugin_call() -> bool:
+    """True when the request presents the shared plugin token (a plugin calling Core)."""
+    token = presented_token() or ""
+    return bool(token) and hmac.compare_digest(
+        token.encode(), load_plugin_token(current_app.config["SETTINGS"]).encode()
+    )
+
+
+def plugin_only(view: View) -> View:
+    """A view only plugins call: no login, but the plugin token, checked before the body is read.
+
+    Put it right under ``@blp.route`` so it runs before argument parsing.
+    """
+
+    @wraps(view)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        if not is_plugin_call():
+            raise Unauthorized(
+                "this endpoint is for plugins: send Authorization: Bearer <plugin token>"
+            )
+        return view(*args, **kwargs)
+
+    return public(guarded)  # type: ignore[arg-type]
 
 
 def authenticate_request(view_function: Callable[..., Any] | None) -> None:

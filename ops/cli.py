@@ -70,8 +70,11 @@ def up(settings: Settings) -> None:
     """Run the whole stack in the foreground: API, workers, scheduler, plugins."""
     from ops.stack import run_stack
     from shared.bootstrap import prepare
+    from shared.kakao.providers import register_bundled_mock
 
     prepare(settings)
+    # The bundled mock is Kakao provider `mock` of the default tenant, at the URL `up` serves it on.
+    register_bundled_mock(settings)
     sys.exit(run_stack(settings))
 
 
@@ -139,6 +142,27 @@ def db_upgrade(settings: Settings) -> None:
         )
     else:
         click.echo(f"schema already at version {version}; nothing to do")
+
+
+@main.group()
+def kakao() -> None:
+    """Kakao AlimTalk providers."""
+
+
+@kakao.command("register-mock")
+@with_settings
+def kakao_register_mock(settings: Settings) -> None:
+    """Register the bundled mock as provider `mock` of the default tenant (idempotent).
+
+    `aisopsflow up` does this itself; a Docker Compose deployment runs it once.
+    """
+    from shared.bootstrap import prepare
+    from shared.kakao.providers import register_bundled_mock
+
+    prepare(settings)
+    changed = register_bundled_mock(settings)
+    where = settings.plugin_url("kakao-mock")
+    click.echo(f"provider mock at {where}: {'registered' if changed else 'already registered'}")
 
 
 @main.group()

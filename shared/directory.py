@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any
+
 from shared import audit, records
 from shared.db import write_transaction
-from shared.domain.targets import Target, recipient_targets
-from shared.errors import ValidationError
+from shared.domain.targets import Target, is_reference, normalize_phone, recipient_targets
+from shared.errors import NotFound, ValidationError
 from shared.models import Group, GroupMember, Recipient
 
 
@@ -92,6 +95,22 @@ def update_group(
         return group, members_of(tenant_id, group.id)
 
 
+def _recipients_of(tenant_id: str, reference: str) -> list[Recipient]:
+    """The recipients ``group:<name>`` or ``recipient:<id>`` names; NotFound when unknown."""
+    kind, _, value = reference.partition(":")
+    if kind == "recipient":
+        return [
+            Recipient.get_for_tenant(tenant_id, Recipient.id == value, what=f"recipient {value!r}")
+        ]
+    group = Group.get_for_tenant(tenant_id, Group.name == value, what=f"group {value!r}")
+    return list(
+        Recipient.for_tenant(tenant_id)
+        .join(GroupMember, on=(GroupMember.recipient == Recipient.id))
+        .where(GroupMember.group == group.id)
+        .order_by(Recipient.name)
+    )
+
+
 def expand_reference(
     tenant_id: str, reference: str
 ) -> tuple[list[tuple[Target, str]], list[dict[str, str]]]:
@@ -99,19 +118,7 @@ def expand_reference(
 
     NotFound when the group or recipient does not exist in the tenant.
     """
-    kind, _, value = reference.partition(":")
-    if kind == "recipient":
-        recipients = [
-            Recipient.get_for_tenant(tenant_id, Recipient.id == value, what=f"recipient {value!r}")
-        ]
-    else:
-        group = Group.get_for_tenant(tenant_id, Group.name == value, what=f"group {value!r}")
-        recipients = list(
-            Recipient.for_tenant(tenant_id)
-            .join(GroupMember, on=(GroupMember.recipient == Recipient.id))
-            .where(GroupMember.group == group.id)
-            .order_by(Recipient.name)
-        )
+    recipients = _recipients_of(tenant_id, reference)
     targets: list[tuple[Target, str]] = []
     missing: list[dict[str, str]] = []
     for recipient in recipients:
@@ -126,3 +133,47 @@ def expand_reference(
             )
         targets.extend((target, f"{reference} ({recipient.name})") for target in found)
     return targets, missing
+
+
+@dataclass
+class PhoneExpansion:
+    """Phone numbers for a Kakao ``to[]``: deduplicated, in order, with what each item gave."""
+
+    phones: list[str] = field(default_factory=list)
+    expanded: list[dict[str, Any]] = field(default_factory=list)
+    missing: list[dict[str, str]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def expand_phones(tenant_id: str, items: list[str]) -> PhoneExpansion:
+    """Phone numbers, ``group:<name>`` and ``recipient:<id>`` -> normalised phone numbers.
+
+    Members without a phone go in ``missing``; an unknown group or recipient and a
+    malformed number go in ``problems`` (one line each, naming the item).
+    """
+    result = PhoneExpansion()
+    for item in items:
+        phones: list[str] = []
+        if is_reference(item):
+            try:
+                recipients = _recipients_of(tenant_id, item)
+            except NotFound as error:
+                result.problems.append(f"{item}: {error.message}")
+                continue
+            for recipient in recipients:
+                try:
+                    phones.append(normalize_phone(recipient.phone or ""))
+                except ValueError:
+                    reason = "no phone" if not recipient.phone else "phone is not a valid number"
+                    result.missing.append(
+                        {"recipient_id": recipient.id, "name": recipient.name, "reason": reason}
+                    )
+        else:
+            try:
+                phones.append(normalize_phone(item))
+            except ValueError as error:
+                result.problems.append(str(error))
+                continue
+        result.expanded.append({"item": item, "phones": phones})
+        result.phones.extend(phone for phone in phones if phone not in result.phones)
+    return result

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import peewee
 
 from shared.db import database, write_transaction
-from shared.models import ALL_MODELS, SchemaMigration
+from shared.models import ALL_MODELS, KakaoMessage, KakaoProvider, SchemaMigration
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,15 @@ def _create_core_tables(db: peewee.Database) -> None:
     db.create_tables(ALL_MODELS, safe=True)
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "core tables", _create_core_tables),)
+def _create_kakao_tables(db: peewee.Database) -> None:
+    # A fresh database already has them from migration 1; safe=True makes this a no-op there.
+    db.create_tables([KakaoProvider, KakaoMessage], safe=True)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "core tables", _create_core_tables),
+    Migration(2, "kakao providers and messages", _create_kakao_tables),
+)
 
 
 def applied_versions() -> set[int]:

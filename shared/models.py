@@ -56,6 +56,11 @@ STEP_STATUSES = (
 APPROVAL_STATUSES = ("pending", "approved", "rejected", "timed_out", "cancelled")
 DECISIONS = ("approve", "reject")
 TRIGGER_TYPES = ("webhook", "cron", "manual")
+KAKAO_AUTH_SCHEMES = ("bearer", "plugin_token")
+KAKAO_MESSAGE_STATUSES = ("accepted", "failed", "delivered", "delivery_failed")
+#: Where a message's fallback is: queued (after a failed delivery event), sending, then
+#: sent or failed; null while none was asked for.
+KAKAO_FALLBACK_STATUSES = ("queued", "sending", "sent", "failed")
 
 Model = TypeVar("Model", bound="BaseModel")
 
@@ -372,6 +377,71 @@ class KakaoTemplate(TenantScoped):
         indexes = ((("tenant", "provider_id", "template_id"), True),)
 
 
+class KakaoProvider(TenantScoped):
+    """A Kakao AlimTalk provider a tenant sends through (a customer provider, SPEC §6).
+
+    ``provider_key`` is the id users write (``provider: mock``). The credential is
+    not here: it is in the secrets store under a reserved key
+    (:func:`shared.kakao.providers.credential_key`). ``auth`` is ``bearer`` (that
+    credential) or ``plugin_token`` (the shared plugin token; operator code only).
+    """
+
+    id = CharField(primary_key=True, max_length=64, default=lambda: new_id("kp"))
+    provider_key = CharField(max_length=64)
+    base_url = CharField(max_length=500)
+    auth = CharField(
+        max_length=16, default="bearer", constraints=[_one_of("auth", KAKAO_AUTH_SCHEMES)]
+    )
+    active = BooleanField(default=True)
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "kakao_providers"
+        indexes = ((("tenant", "provider_key"), True),)
+
+
+class KakaoMessage(TenantScoped):
+    """One AlimTalk to one phone number, its delivery events and its fallback.
+
+    ``provider_message_id`` is null when the send failed before the provider named
+    one (NULLs are distinct in the unique index on every backend). The execution,
+    step and step run are null for a send-test. ``trace_id`` is what Core sent as
+    the provider's ``trace_id``: one per send, so a retried step finds its rows.
+    """
+
+    id = CharField(primary_key=True, max_length=64, default=lambda: new_sortable_id("km"))
+    provider_id = CharField(max_length=64)
+    provider_message_id = CharField(max_length=128, null=True)
+    template_id = CharField(max_length=128)
+    to = CharField(max_length=32)
+    status = CharField(max_length=16, constraints=[_one_of("status", KAKAO_MESSAGE_STATUSES)])
+    reason = TextField(null=True)
+    trace_id = CharField(max_length=160)
+    events_json = TextField(default="[]")
+    execution = ForeignKeyField(
+        Execution, column_name="execution_id", null=True, on_delete="CASCADE"
+    )
+    step_id = CharField(max_length=128, null=True)
+    step_run = ForeignKeyField(StepRun, column_name="step_run_id", null=True, on_delete="CASCADE")
+    fallback_on_json = TextField(default="[]")
+    fallback_targets_json = TextField(default="[]")
+    fallback_message_json = TextField(default="{}")
+    fallback_status = CharField(
+        max_length=16, null=True, constraints=[_one_of("fallback_status", KAKAO_FALLBACK_STATUSES)]
+    )
+    fallback_result_json = TextField(null=True)
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "kakao_messages"
+        indexes = (
+            (("tenant", "provider_id", "provider_message_id", "to"), True),
+            (("trace_id",), False),
+        )
+
+
 class Secret(TenantScoped):
     """A Fernet-encrypted value, read by workflows as ``{{ secrets.KEY }}``."""
 
@@ -452,6 +522,8 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
     Group,
     GroupMember,
     KakaoTemplate,
+    KakaoProvider,
+    KakaoMessage,
     Secret,
     AuditLog,
     CronState,

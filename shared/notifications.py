@@ -4,6 +4,8 @@ Used by the notify step, the approval step and approval escalations. Directory
 references (``group:``, ``recipient:``) are expanded at send time to each member's
 address on every channel they have; members with no address are reported, never
 silently dropped. Email targets of an approval get their own signed links.
+Structured ``{kakao: {...}}`` items go through :mod:`shared.kakao.notify`, whose
+fallback comes back here.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from shared.approval_links import LinkClaim, make_token
 from shared.directory import expand_reference
 from shared.domain.targets import Target, is_reference, parse_target
 from shared.errors import ChannelError, NotFound, ValidationError
+from shared.kakao.notify import send_target
 from shared.models import Approval
 from shared.plugin_client import PluginClient
 from shared.settings import Settings
@@ -49,22 +52,12 @@ class Delivery:
 
 
 def resolve_targets(
-    tenant_id: str, items: list[Any], render: Callable[[str], str]
+    tenant_id: str, items: list[str], render: Callable[[str], str]
 ) -> tuple[list[tuple[Target, str]], Delivery]:
     """Direct targets with a label each; refused items and address-less members go in the Delivery."""
     delivery = Delivery()
     targets: list[tuple[Target, str]] = []
     for item in items:
-        if not isinstance(item, str):
-            delivery.results.append(
-                {
-                    "target": "kakao",
-                    "ok": False,
-                    "error": "kakao targets are not sent yet (the Kakao issue adds them)",
-                    "retryable": False,
-                }
-            )
-            continue
         text = render(item)
         try:
             if is_reference(text):
@@ -109,9 +102,17 @@ def deliver(
     timeout_seconds: float,
     approval: Approval | None = None,
     secret_key: bytes = b"",
+    step_run_id: str | None = None,
+    known_secrets: tuple[str, ...] = (),
 ) -> Delivery:
-    """Send ``message`` (title, message, severity, execution_id, step_id) to every target."""
-    targets, delivery = resolve_targets(tenant_id, items, render)
+    """Send ``message`` (title, message, severity, execution_id, step_id) to every target.
+
+    ``step_run_id`` links Kakao messages to the step run and keeps their trace ids stable
+    across its attempts; ``known_secrets`` are masked in what a Kakao fallback shows.
+    """
+    targets, delivery = resolve_targets(
+        tenant_id, [item for item in items if isinstance(item, str)], render
+    )
     for target, label in targets:
         payload = {**message, "target": target.address}
         if approval is not None:
@@ -138,4 +139,21 @@ def deliver(
                     "retryable": error.retryable,
                 }
             )
+    for index, item in enumerate(items):
+        if isinstance(item, dict) and "kakao" in item:
+            result = send_target(
+                plugins,
+                tenant_id,
+                item,
+                message,
+                render=render,
+                timeout_seconds=timeout_seconds,
+                send_fallback=lambda targets, note: deliver(
+                    plugins, tenant_id, targets, note, timeout_seconds=timeout_seconds
+                ),
+                trace_id=f"{step_run_id}:{index}" if step_run_id else None,
+                step_run_id=step_run_id,
+                known_secrets=known_secrets,
+            )
+            delivery.results.append(result)
     return delivery

@@ -27,34 +27,50 @@ class PluginClient:
     ) -> dict[str, Any]:
         """The plugin's JSON answer; ChannelError (retryable for 429/5xx/unreachable) otherwise."""
         url = f"{self.settings.plugin_url(plugin)}/{path.lstrip('/')}"
+        return self.post_url(
+            url, payload, timeout_seconds=timeout_seconds, who=f"plugin {plugin!r}"
+        )
+
+    def post_url(
+        self,
+        url: str,
+        payload: dict[str, Any],
+        *,
+        timeout_seconds: float,
+        who: str,
+        token: str | None = None,
+    ) -> dict[str, Any]:
+        """POST ``payload`` to ``url`` with ``token`` (default: the plugin token) as bearer.
+
+        ``who`` names the callee in error messages (``plugin 'slack'``, ``kakao provider
+        'mock'``). The JSON answer; ChannelError (retryable for 429/5xx/unreachable) otherwise.
+        """
         try:
             response = self.session.post(
                 url,
                 json=payload,
-                headers={"Authorization": f"Bearer {self.token}"},
+                headers={"Authorization": f"Bearer {token or self.token}"},
                 timeout=(min(CONNECT_TIMEOUT_SECONDS, timeout_seconds), timeout_seconds),
             )
         except requests.Timeout as error:
             raise ChannelError(
-                f"plugin {plugin!r} at {url} timed out after {timeout_seconds:g} s", retryable=True
+                f"{who} at {url} timed out after {timeout_seconds:g} s", retryable=True
             ) from error
         except requests.ConnectionError as error:
-            raise ChannelError(
-                f"plugin {plugin!r} at {url} is unreachable", retryable=True
-            ) from error
+            raise ChannelError(f"{who} at {url} is unreachable", retryable=True) from error
         if response.status_code == 429 or response.status_code >= 500:
-            raise ChannelError(
-                f"plugin {plugin!r} answered HTTP {response.status_code}", retryable=True
-            )
+            raise ChannelError(f"{who} answered HTTP {response.status_code}", retryable=True)
         try:
             answer = response.json()
         except ValueError:
+            raise ChannelError(f"{who} answered HTTP {response.status_code} without JSON") from None
+        if not isinstance(answer, dict):
             raise ChannelError(
-                f"plugin {plugin!r} answered HTTP {response.status_code} without JSON"
-            ) from None
+                f"{who} answered HTTP {response.status_code} with JSON that is not an object"
+            )
         if response.status_code >= 400:
             raise ChannelError(
-                f"plugin {plugin!r} refused the request: HTTP {response.status_code} {answer.get('message', '')}".strip()
+                f"{who} refused the request: HTTP {response.status_code} {answer.get('message', '')}".strip()
             )
         return answer
 

@@ -8,7 +8,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from shared import audit
 from shared.db import write_transaction
-from shared.errors import SecretKeyError, ValidationError
+from shared.errors import NotFound, SecretKeyError, ValidationError
 from shared.keyring import key_file_path, load_keys, write_key_file
 from shared.models import Secret, Tenant, utcnow
 from shared.settings import Settings
@@ -27,9 +27,29 @@ def check_key(key: str) -> None:
         )
 
 
+def is_system_key(key: str) -> bool:
+    """True for Core's own credentials (e.g. ``kakao.provider.<id>.token``).
+
+    Their keys hold a dot, which :func:`check_key` refuses for user secrets, so the two
+    never collide. Templates never see them and /api/secrets neither lists nor deletes them.
+    """
+    return "." in key
+
+
 def put(ring: MultiFernet, tenant_id: str, key: str, value: str, *, actor: str) -> bool:
     """Create or replace a secret; True when it was created. Audited without the value."""
     check_key(key)
+    return _store(ring, tenant_id, key, value, actor=actor)
+
+
+def put_system(ring: MultiFernet, tenant_id: str, key: str, value: str, *, actor: str) -> bool:
+    """Create or replace one of Core's own credentials (``is_system_key``); audited without the value."""
+    if not is_system_key(key):
+        raise ValueError(f"{key!r} is not a system key (it needs a '.')")
+    return _store(ring, tenant_id, key, value, actor=actor)
+
+
+def _store(ring: MultiFernet, tenant_id: str, key: str, value: str, *, actor: str) -> bool:
     ciphertext = ring.encrypt(value.encode("utf-8")).decode("ascii")
     with write_transaction():
         now = utcnow()
@@ -49,25 +69,51 @@ def put(ring: MultiFernet, tenant_id: str, key: str, value: str, *, actor: str) 
 
 
 def delete(tenant_id: str, key: str, *, actor: str) -> None:
-    """Delete a secret; NotFound when the tenant has none by that key."""
+    """Delete a secret; NotFound when the tenant has none by that key (system keys count as none)."""
+    if is_system_key(key):
+        raise NotFound(f"secret {key!r} not found")
     with write_transaction():
         row = Secret.get_for_tenant(tenant_id, Secret.key == key, what=f"secret {key!r}")
         row.delete_instance()
         audit.record(tenant_id, actor, "secret.delete", f"secret:{key}")
 
 
+def delete_system(tenant_id: str, key: str, *, actor: str) -> bool:
+    """Delete one of Core's own credentials if there is one; True when one was deleted."""
+    with write_transaction():
+        deleted = Secret.delete().where(Secret.tenant == tenant_id, Secret.key == key).execute()
+        if deleted:
+            audit.record(tenant_id, actor, "secret.delete", f"secret:{key}")
+    return bool(deleted)
+
+
+def _decrypt(ring: MultiFernet, row: Secret) -> str:
+    try:
+        return ring.decrypt(row.ciphertext.encode("ascii")).decode("utf-8")
+    except InvalidToken:
+        raise SecretKeyError(
+            f"secret {row.key!r} cannot be decrypted with the configured keys; "
+            "was AISOPSFLOW_SECRET_KEY changed without keeping the old key?"
+        ) from None
+
+
 def read_all(ring: MultiFernet, tenant_id: str) -> dict[str, str]:
-    """Every secret of a tenant decrypted, for template rendering inside a step."""
-    values = {}
-    for row in Secret.for_tenant(tenant_id):
-        try:
-            values[row.key] = ring.decrypt(row.ciphertext.encode("ascii")).decode("utf-8")
-        except InvalidToken:
-            raise SecretKeyError(
-                f"secret {row.key!r} cannot be decrypted with the configured keys; "
-                "was AISOPSFLOW_SECRET_KEY changed without keeping the old key?"
-            ) from None
-    return values
+    """Every user secret of a tenant decrypted, for template rendering inside a step.
+
+    System keys are left out: a workflow must not be able to read, say, a provider's
+    credential into an HTTP step.
+    """
+    return {
+        row.key: _decrypt(ring, row)
+        for row in Secret.for_tenant(tenant_id)
+        if not is_system_key(row.key)
+    }
+
+
+def read_system(ring: MultiFernet, tenant_id: str, key: str) -> str | None:
+    """One of Core's own credentials decrypted, or None when it is not set."""
+    row = Secret.for_tenant(tenant_id).where(Secret.key == key).first()
+    return None if row is None else _decrypt(ring, row)
 
 
 def rotate_key(settings: Settings) -> int:

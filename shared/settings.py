@@ -24,6 +24,8 @@ MODES = ("onprem", "saas")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 #: The plugins `aisopsflow up` starts, in port order (plugin i on PLUGIN_BASE_PORT + i).
 BUNDLED_PLUGINS = ("slack", "email", "telegram", "teams", "kakao-mock")
+#: Longest delay the mock Kakao provider accepts (latency, delivery delay), in milliseconds.
+MAX_MOCK_DELAY_MS = 600_000
 
 
 def _text(name: str, raw: str) -> str:
@@ -106,6 +108,37 @@ def _http_url(name: str, raw: str) -> str:
     value = raw.strip().rstrip("/")
     if value and not re.match(r"^https?://[^/\s]+", value):
         raise SettingsError(f"{name}={raw!r}: expected an http(s):// URL")
+    return value
+
+
+def _regex_or_empty(name: str, raw: str) -> str:
+    value = raw.strip()
+    try:
+        re.compile(value)
+    except re.error as error:
+        raise SettingsError(f"{name}={raw!r}: expected a regular expression ({error})") from error
+    return value
+
+
+def _fraction(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise SettingsError(f"{name}={raw!r}: expected a number from 0 to 1")
+    return value
+
+
+def _milliseconds(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_MOCK_DELAY_MS:
+        raise SettingsError(
+            f"{name}={raw!r}: expected a whole number of milliseconds from 0 to {MAX_MOCK_DELAY_MS}"
+        )
     return value
 
 
@@ -242,6 +275,49 @@ class Settings:
     )
     log_level: str = _env(
         "LOG_LEVEL", _choice(LOG_LEVELS, upper=True), "INFO", "DEBUG, INFO, WARNING or ERROR."
+    )
+    # The mock Kakao provider's behaviour at start; `POST /mock/config` changes it at run time.
+    kakao_mock_fail_pattern: str = _env(
+        "KAKAO_MOCK_FAIL_PATTERN",
+        _regex_or_empty,
+        "",
+        "Mock Kakao provider: recipients whose number matches this regular expression (re.search) fail at send.",
+    )
+    kakao_mock_failure_rate: float = _env(
+        "KAKAO_MOCK_FAILURE_RATE",
+        _fraction,
+        0.0,
+        "Mock Kakao provider: chance (0 to 1) that each recipient fails at send.",
+    )
+    kakao_mock_down: bool = _env(
+        "KAKAO_MOCK_DOWN",
+        _bool,
+        False,
+        "Mock Kakao provider: answer 503 to everything but `/mock/*`.",
+    )
+    kakao_mock_latency_ms: int = _env(
+        "KAKAO_MOCK_LATENCY_MS",
+        _milliseconds,
+        0,
+        "Mock Kakao provider: wait before answering a send, in ms.",
+    )
+    kakao_mock_delivery_delay_ms: int = _env(
+        "KAKAO_MOCK_DELIVERY_DELAY_MS",
+        _milliseconds,
+        500,
+        "Mock Kakao provider: wait after a send before posting its delivery events to Core, in ms.",
+    )
+    kakao_mock_delivery_fail_pattern: str = _env(
+        "KAKAO_MOCK_DELIVERY_FAIL_PATTERN",
+        _regex_or_empty,
+        "",
+        "Mock Kakao provider: accepted recipients matching this regular expression get a `failed` delivery event.",
+    )
+    kakao_mock_delivery_events: bool = _env(
+        "KAKAO_MOCK_DELIVERY_EVENTS",
+        _bool,
+        True,
+        "Mock Kakao provider: post delivery events to Core (`POST /api/kakao/delivery-events`).",
     )
 
     @property

@@ -26,9 +26,10 @@ def setup(settings: Settings | None = None) -> RedisBroker:
     dramatiq.set_broker(broker)
     actors = importlib.import_module("worker.actors")
     actors.use_runtime(Runtime.build(settings))
-    # A second call in one process (tests) finds the module already imported: move
-    # its actors onto the new broker, or they would keep sending to the old one.
-    for actor in vars(actors).values():
+    kakao_actors = importlib.import_module("worker.kakao_actors")
+    # A second call in one process (tests) finds the modules already imported: move
+    # their actors onto the new broker, or they would keep sending to the old one.
+    for actor in [*vars(actors).values(), *vars(kakao_actors).values()]:
         if isinstance(actor, dramatiq.Actor) and actor.broker is not broker:
             actor.broker = broker
             broker.declare_actor(actor)

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 
 import marshmallow as ma
 from flask import current_app, g
 from flask_smorest import Blueprint
 
-from api.auth import authenticate_request, presented_token, public, require, tenant_id
+from api.auth import authenticate_request, is_plugin_call, public, require, tenant_id
 from api.schemas import StrictSchema
 from shared.domain.permissions import APPROVALS_RESOLVE, READ, allows
 from shared.engine import outbox
 from shared.engine.approvals import Approver, decisions_of, resolve
 from shared.errors import Forbidden, NotFound, ValidationError
 from shared.models import APPROVAL_STATUSES, Approval, Execution, Workflow
-from shared.plugin_token import load_plugin_token
 
 blp = Blueprint("approvals", __name__, url_prefix="/api/approvals", description="Approvals")
 
@@ -89,16 +87,9 @@ def list_approvals(query: dict[str, Any]) -> Any:
     return [_view(row, row.workflow_key) for row in rows]
 
 
-def _is_plugin_call() -> bool:
-    token = presented_token() or ""
-    return bool(token) and hmac.compare_digest(
-        token.encode(), load_plugin_token(current_app.config["SETTINGS"]).encode()
-    )
-
-
 def _approver(body: dict[str, Any], execution_id: str) -> tuple[Approver, str]:
     """Who decides, and in which tenant: a plugin vouching for a channel user, or the logged-in user."""
-    if _is_plugin_call():
+    if is_plugin_call():
         channel, person = body.get("channel"), body.get("actor")
         if channel not in CHANNEL_ADDRESS or not person:
             raise ValidationError(

@@ -17,6 +17,7 @@ from shared.engine import outbox
 from shared.engine.approvals import decisions_of
 from shared.engine.executions import cancel_execution, retry_execution
 from shared.errors import NotFound
+from shared.kakao.messages import kakao_messages_by_step
 from shared.models import (
     EXECUTION_STATUSES,
     Approval,
@@ -65,6 +66,10 @@ class StepRunSchema(ma.Schema):
     input = ma.fields.Raw()
     output = ma.fields.Raw()
     error = ma.fields.String(allow_none=True)
+    kakao_messages = ma.fields.List(
+        ma.fields.Dict(),
+        metadata={"description": "Kakao AlimTalk messages the step sent, with delivery events"},
+    )
 
 
 class ApprovalViewSchema(ma.Schema):
@@ -152,6 +157,7 @@ class ExecutionById(MethodView):
         runs = (
             StepRun.select().where(StepRun.execution == execution_id).order_by(StepRun.step_index)
         )
+        kakao = kakao_messages_by_step(execution_id)
         view["steps"] = [
             {
                 "step_id": run.step_id,
@@ -163,6 +169,7 @@ class ExecutionById(MethodView):
                 "input": json.loads(run.input_redacted or "{}"),
                 "output": json.loads(run.output_redacted or "{}"),
                 "error": run.error,
+                "kakao_messages": kakao.get(run.step_id, []),
             }
             for run in runs
         ]

@@ -38,12 +38,11 @@ class Secrets(MethodView):
     @blp.response(200, SecretInfoSchema(many=True))
     @require(SECRETS_ADMIN)
     def get(self) -> Any:
-        """List the tenant's secret keys (never values)."""
-        return list(
-            Secret.for_tenant(
-                tenant_id(), Secret.key, Secret.created_at, Secret.updated_at, Secret.rotated_at
-            ).order_by(Secret.key)
-        )
+        """List the tenant's secret keys (never values; Core's own credentials are not listed)."""
+        rows = Secret.for_tenant(
+            tenant_id(), Secret.key, Secret.created_at, Secret.updated_at, Secret.rotated_at
+        ).order_by(Secret.key)
+        return [row for row in rows if not secrets_store.is_system_key(row.key)]
 
 
 @blp.route("/<string:key>")

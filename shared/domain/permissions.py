@@ -7,6 +7,10 @@ READ = "read"
 WORKFLOWS_WRITE = "workflows:write"
 DIRECTORY_WRITE = "directory:write"
 TEMPLATES_WRITE = "templates:write"
+#: Kakao providers hold credentials, like secrets: admins only.
+KAKAO_PROVIDERS_WRITE = "kakao-providers:write"
+#: A send-test really sends AlimTalk messages.
+KAKAO_SEND_TEST = "kakao:send-test"
 EXECUTIONS_WRITE = "executions:write"
 APPROVALS_RESOLVE = "approvals:resolve"
 USERS_ADMIN = "users:admin"
@@ -20,6 +24,8 @@ ALL_PERMISSIONS = frozenset(
         WORKFLOWS_WRITE,
         DIRECTORY_WRITE,
         TEMPLATES_WRITE,
+        KAKAO_PROVIDERS_WRITE,
+        KAKAO_SEND_TEST,
         EXECUTIONS_WRITE,
         APPROVALS_RESOLVE,
         USERS_ADMIN,
@@ -32,7 +38,7 @@ ALL_PERMISSIONS = frozenset(
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": ALL_PERMISSIONS,
     "operator": frozenset(
-        {READ, WORKFLOWS_WRITE, DIRECTORY_WRITE, TEMPLATES_WRITE, EXECUTIONS_WRITE}
+        {READ, WORKFLOWS_WRITE, DIRECTORY_WRITE, TEMPLATES_WRITE, KAKAO_SEND_TEST, EXECUTIONS_WRITE}
     ),
     "approver": frozenset({READ, APPROVALS_RESOLVE}),
     "viewer": frozenset({READ}),

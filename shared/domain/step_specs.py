@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from shared.domain.kakao import DEFAULT_FALLBACK_ON, FALLBACK_ON
 from shared.domain.permissions import APPROVALS_RESOLVE, ROLE_PERMISSIONS, allows
 from shared.domain.templating import (
     CONTEXT_NAMES,
@@ -409,7 +410,17 @@ def _kakao_target(
         "to": [],
         "vars": {},
         "fallback": read_targets(kakao, "fallback", scope, kakao=False),
+        "fallback_on": list(DEFAULT_FALLBACK_ON),
     }
+    fallback_on = kakao.items("fallback_on")
+    if fallback_on is not None:
+        check = one_of(*FALLBACK_ON, fold=str)
+        target["fallback_on"] = []
+        for when, when_spot in fallback_on:
+            try:
+                target["fallback_on"].append(check(when))
+            except Invalid as error:
+                problems.append(when_spot.problem(str(error)))
     for to, to_spot in kakao.items("to", required=True, non_empty=True) or []:
         if not isinstance(to, str):
             problems.append(to_spot.problem(f"expected a string, got {kind_of(to)}"))

@@ -18,6 +18,7 @@ from shared.db import write_transaction
 from shared.engine import approvals
 from shared.engine.outbox import Wakeup, send, wakeup_for
 from shared.engine.specs import spec_of_execution
+from shared.kakao import fallback as kakao_fallback
 from shared.models import Approval, Execution, StepRun, utcnow
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ def reconcile_once(
     send(dispatcher, timed_out)
     if notify is not None:
         escalate(notify, now)
+    kakao_fallback.requeue_lost(dispatcher, now)
     result = Pass(len(expired), len(overdue), len(timed_out))
     if expired or overdue:
         log.info(

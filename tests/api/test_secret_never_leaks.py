@@ -1,8 +1,9 @@
 """A secret's value shows up in no response, log line, step input/output or audit row.
 
 A workflow sends the secret to a loopback server that echoes it back; its steps
-run through the real step runner in this process. Then every documented
-operation is called.
+run through the real step runner in this process. The same value is a Kakao
+provider's credential, which a send-test presents to that server. Then every
+documented operation is called.
 """
 
 from __future__ import annotations
@@ -58,6 +59,19 @@ BODIES = {
     ("post", "/api/hooks/{workflow_id}"): {"password": SECRET_VALUE},
     ("post", "/api/hooks/{workflow_id}/{path}"): {"alert": "disk"},
     ("post", "/api/approvals/{execution_id}/{step_id}/resolve"): {"decision": "approve"},
+    ("post", "/api/kakao/templates"): {"provider_id": "acme-sms", "template_id": "t2"},
+    ("patch", "/api/kakao/templates/{template_row_id}"): {"description": "changed"},
+    ("patch", "/api/kakao/providers/{provider_id}"): {"credentials": {"token": SECRET_VALUE}},
+    ("post", "/api/kakao/send-test"): {
+        "provider": "acme-sms",
+        "template_id": "t1",
+        "to": ["010-1234-5678"],
+    },
+    ("post", "/api/kakao/delivery-events"): {
+        "tenant_id": "t_x",
+        "provider_id": "acme-sms",
+        "events": [],
+    },
 }
 
 
@@ -73,6 +87,7 @@ def _order(operation: tuple[str, str]) -> tuple[int, str]:
 def echo():
     with Loopback() as server:
         server.route("/echo", body="echo")
+        server.route("/kakao/alimtalk/send", body="echo")
         yield server
 
 
@@ -92,6 +107,11 @@ def test_secret_value_appears_nowhere(world, saas_settings, echo, caplog):
     ]
     run_pending_steps(saas_settings, execution_id)
     assert SECRET_VALUE in echo.hits["/echo"][0]["body"]  # the step really used it
+    provider = {"id": "acme-sms", "base_url": echo.url, "credentials": {"token": SECRET_VALUE}}
+    assert world.call(admin, "POST", "/api/kakao/providers", json=provider).status_code == 201
+    template = {"provider_id": "acme-sms", "template_id": "t1"}
+    template_row_id = world.call(admin, "POST", "/api/kakao/templates", json=template).json["id"]
+    BODIES[("post", "/api/kakao/providers")] = {**provider, "id": "acme-sms-2"}
 
     ids = {
         "user_id": world.users["acme-viewer"],
@@ -105,6 +125,8 @@ def test_secret_value_appears_nowhere(world, saas_settings, echo, caplog):
         "execution_id": execution_id,
         "step_id": "ask",
         "token": "not-a-valid-link-token",
+        "provider_id": "acme-sms",
+        "template_row_id": template_row_id,
     }
     spec = world.client.get("/api/openapi.json").json
     operations = sorted(
@@ -138,6 +160,8 @@ def test_secret_value_appears_nowhere(world, saas_settings, echo, caplog):
         assert SECRET_VALUE not in str(response.headers), (method, path)
 
     assert len(exercised) == len(operations) >= 25
+    sent = echo.hits["/kakao/alimtalk/send"]
+    assert sent and sent[0]["headers"]["Authorization"] == f"Bearer {SECRET_VALUE}"
     assert SECRET_VALUE not in caplog.text
     with connection():
         assert not [

@@ -35,6 +35,26 @@ RESOURCES = {
         "update": ("PUT", {"members": []}),
         "no_delete": True,
     },
+    "kakao-templates": {
+        "create": (
+            "POST",
+            "/api/kakao/templates",
+            {"provider_id": "mock", "template_id": "ops_alert_v1", "required_vars": ["host"]},
+        ),
+        "collection": "/api/kakao/templates",
+        "item": "/api/kakao/templates/{id}",
+        "update": ("PATCH", {"active": False}),
+    },
+    "kakao-providers": {
+        "create": (
+            "POST",
+            "/api/kakao/providers",
+            {"id": "acme-relay", "base_url": "https://relay.example.com"},
+        ),
+        "collection": "/api/kakao/providers",
+        "item": "/api/kakao/providers/{id}",
+        "update": ("PATCH", {"active": False}),
+    },
     "secrets": {
         "create": ("PUT", "/api/secrets/DB_PASSWORD", {"value": "acme-only"}),
         "collection": "/api/secrets",

@@ -146,3 +146,12 @@ def test_workflow_validate(run, tmp_path):
 
     assert good.returncode == 0
     assert bad.returncode == 1 and "steps[0].type (line 6, column 5)" in bad.stderr
+
+
+def test_kakao_register_mock_is_idempotent(run):
+    first = run("kakao", "register-mock", plugin_urls="kakao-mock=http://plugin-kakao:8095")
+    second = run("kakao", "register-mock", plugin_urls="kakao-mock=http://plugin-kakao:8095")
+
+    assert first.returncode == 0, first.stderr
+    assert "provider mock at http://plugin-kakao:8095: registered" in first.stdout
+    assert "already registered" in second.stdout

@@ -144,6 +144,15 @@ def test_up_serves_everything_and_stops_cleanly_on_sigterm(stack):
         timeout=5,
     )
     assert login.status_code == 200
+    providers = requests.get(
+        f"{stack.api}/api/kakao/providers",
+        headers={"Authorization": f"Bearer {login.json()['token']}"},
+        timeout=5,
+    ).json()
+    mock_url = f"http://127.0.0.1:{stack.plugin_base_port + PLUGIN_NAMES.index('kakao-mock')}"
+    assert [(p["id"], p["auth"], p["base_url"]) for p in providers] == [
+        ("mock", "plugin_token", mock_url)
+    ]
     children = descendants(stack.process)
     names = " ".join(" ".join(p.cmdline()) for p in children)
     assert "redis-server" in names and "gunicorn" in names and "dramatiq" in names

@@ -29,14 +29,6 @@ def test_probe(make_settings, module, name):
     assert body["capabilities"]
 
 
-def test_kakao_mock_send_is_a_stub_for_now(make_settings):
-    client, auth = make_client(make_settings(), "kakao_mock")
-
-    body = client.post("/kakao/alimtalk/send", headers=auth, json={}).get_json()
-
-    assert body["ok"] is False and body["provider_message_id"] is None
-
-
 def test_the_token_from_the_environment_is_used(make_settings):
     client, _ = make_client(make_settings(plugin_token="from-env"), "slack")
 

@@ -1,4 +1,8 @@
-"""The `notify` step: send the message to each target (directory references expanded)."""
+"""The `notify` step: send the message to each target (directory references expanded).
+
+A structured ``kakao:`` target counts as one target, delivered by Kakao or by its
+fallback (see :mod:`shared.kakao.notify`).
+"""
 
 from __future__ import annotations
 
@@ -25,6 +29,8 @@ def run_notify(call: StepCall) -> Outcome:
         message,
         render=lambda text: render(text, call.context),
         timeout_seconds=call.step.timeout_seconds,
+        step_run_id=call.run.id,
+        known_secrets=tuple(call.context.get("secrets", {}).values()),
     )
     attempted = len(delivery.results)
     needed = params.get("min_success")

@@ -251,9 +251,25 @@ def test_kakao_targets_are_normalised():
                 "to": ["010-1234-5678", "group:oncall"],
                 "vars": {},
                 "fallback": [],
+                "fallback_on": ["send_error"],
             }
         }
     ]
+
+
+def test_kakao_fallback_on_takes_send_error_and_delivery_failed_only():
+    text = workflow(
+        "  - id: s\n    type: notify\n    message: hi\n    targets:\n"
+        "      - kakao: {provider: mock, template_id: t1, to: ['01012345678'],\n"
+        "                fallback: [slack.ops], fallback_on: [delivery_failed, bounced]}\n"
+    )
+
+    problems = validate_document(text)
+
+    assert [problem.path for problem in problems] == ["steps[0].targets[0].kakao.fallback_on[1]"]
+    assert "send_error, delivery_failed" in problems[0].message
+    [step] = parse_workflow(text.replace(", bounced", "")).steps
+    assert step.params["targets"][0]["kakao"]["fallback_on"] == ["delivery_failed"]
 
 
 def test_cron_and_webhook_triggers():

@@ -1,0 +1,62 @@
+"""One send through a provider's ``POST /kakao/alimtalk/send`` (SPEC §6.4), as a SendResult."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cryptography.fernet import MultiFernet
+
+from shared.domain.kakao import SendResult, read_answer, transport_failure
+from shared.errors import ChannelError
+from shared.kakao.providers import Provider, provider_token
+from shared.plugin_client import PluginClient
+
+#: Path of the send call on every provider.
+SEND_PATH = "/kakao/alimtalk/send"
+
+
+def send_alimtalk(
+    plugins: PluginClient,
+    ring: MultiFernet | None,
+    tenant_id: str,
+    provider: Provider,
+    *,
+    template_id: str,
+    to: list[str],
+    values: dict[str, Any],
+    trace_id: str,
+    timeout_seconds: float,
+) -> SendResult:
+    """Send one AlimTalk to ``to``; every failure (transport, HTTP, ``ok: false``) is a SendResult.
+
+    The request body is exactly ``{tenant_id, provider_id, template_id, to, vars,
+    trace_id}``; the bearer token is the provider's stored credential, or the shared
+    plugin token for ``plugin_token`` providers. ``ring`` decrypts the credential.
+    """
+    token = provider_token(ring, tenant_id, provider, plugins.token)
+    if not token:
+        return transport_failure(
+            f"Kakao provider {provider.key!r} has no credentials; set credentials.token with "
+            f"PATCH /api/kakao/providers/{provider.key}",
+            to,
+            retryable=False,
+        )
+    payload = {
+        "tenant_id": tenant_id,
+        "provider_id": provider.key,
+        "template_id": template_id,
+        "to": to,
+        "vars": values,
+        "trace_id": trace_id,
+    }
+    try:
+        answer = plugins.post_url(
+            provider.base_url.rstrip("/") + SEND_PATH,
+            payload,
+            timeout_seconds=timeout_seconds,
+            who=f"Kakao provider {provider.key!r}",
+            token=token,
+        )
+    except ChannelError as error:
+        return transport_failure(error.message, to, retryable=error.retryable)
+    return read_answer(answer, to)
