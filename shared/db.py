@@ -206,8 +206,9 @@ class PreparedSelect:
         key = database_token(db)
         compiled = self._compiled.get(key)
         if compiled is None:
-            markers = [f"\x00aisopsflow-param-{index}\x00" for index in range(self.arity)]
-            query = self.build(*markers)
+            markers = [_marker(index) for index in range(self.arity)]
+            # Placeholders pass through as they are: a field's conversion would change them.
+            query = self.build(*(peewee.Value(marker, converter=_as_is) for marker in markers))
             sql, params = query.sql()
             positions = [params.index(marker) for marker in markers]
             compiled = (query, sql, list(params), positions)
@@ -215,8 +216,7 @@ class PreparedSelect:
                 self._compiled[key] = compiled
         return compiled
 
-    def first(self, *values: Any) -> peewee.Model | None:
-        """The first row for ``values`` (one per placeholder), or None."""
+    def _rows(self, values: tuple[Any, ...]) -> Iterator[peewee.Model]:
         db = database.obj
         query, sql, params, positions = self._compile(db)
         bound = list(params)
@@ -224,9 +224,16 @@ class PreparedSelect:
             bound[position] = value
         cursor = db.execute_sql(sql, bound)
         # The query's own cursor wrapper turns rows into model instances exactly as
-        # query.first() would (column conversions, joined models).
-        rows = query._get_cursor_wrapper(cursor)  # noqa: SLF001
-        return next(iter(rows), None)
+        # iterating the query would (column conversions, joined models).
+        return iter(query._get_cursor_wrapper(cursor))  # noqa: SLF001
+
+    def first(self, *values: Any) -> peewee.Model | None:
+        """The first row for ``values`` (one per placeholder, passed to the driver as they are), or None."""
+        return next(self._rows(values), None)
+
+    def all(self, *values: Any) -> list[peewee.Model]:
+        """Every row for ``values`` (one per placeholder, passed to the driver as they are)."""
+        return list(self._rows(values))
 
 
 #: Generated SQL of hot single-row writes, by (database, model, columns): see insert_row.

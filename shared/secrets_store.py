@@ -7,7 +7,7 @@ import re
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from shared import audit
-from shared.db import write_transaction
+from shared.db import PreparedSelect, write_transaction
 from shared.errors import NotFound, SecretKeyError, ValidationError
 from shared.keyring import key_file_path, load_keys, write_key_file
 from shared.models import Secret, Tenant, utcnow
@@ -97,6 +97,10 @@ def _decrypt(ring: MultiFernet, row: Secret) -> str:
         ) from None
 
 
+#: Read once per step message: its SQL is generated once (see shared.db.PreparedSelect).
+_TENANT_SECRETS = PreparedSelect(lambda tenant_id: Secret.for_tenant(tenant_id))
+
+
 def read_all(ring: MultiFernet, tenant_id: str) -> dict[str, str]:
     """Every user secret of a tenant decrypted, for template rendering inside a step.
 
@@ -105,7 +109,7 @@ def read_all(ring: MultiFernet, tenant_id: str) -> dict[str, str]:
     """
     return {
         row.key: _decrypt(ring, row)
-        for row in Secret.for_tenant(tenant_id)
+        for row in _TENANT_SECRETS.all(tenant_id)
         if not is_system_key(row.key)
     }
 

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from shared import secrets_store
+from shared.db import PreparedSelect
 from shared.domain.engine_rules import ENDED_STEP, Outcome, effect_of, runs_inline
 from shared.domain.workflow_spec import Step, WorkflowSpec
 from shared.engine.context import build_context, step_view
@@ -29,6 +30,14 @@ from worker.attempt import execute
 from worker.steps.base import StepCall
 
 log = logging.getLogger(__name__)
+
+#: The runs of an execution before a step index: what ``steps.<id>`` shows.
+EARLIER_RUNS = PreparedSelect(
+    lambda execution_id, step_index: StepRun.select().where(
+        StepRun.execution == execution_id, StepRun.step_index < step_index
+    ),
+    arity=2,
+)
 
 
 class StepChain:
@@ -59,9 +68,7 @@ class StepChain:
         execution: Execution = run.execution
         spec = spec_of_execution(execution)
         secrets = secrets_store.read_all(self.keys.get(), execution.tenant_id)
-        earlier = StepRun.select().where(
-            StepRun.execution == execution.id, StepRun.step_index < run.step_index
-        )
+        earlier = EARLIER_RUNS.all(execution.id, run.step_index)
         self.context = build_context(execution, spec, earlier, secrets)
         self.known_secrets = tuple(secrets.values())
         if execution.started_at is None:
