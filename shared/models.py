@@ -439,6 +439,8 @@ class KakaoMessage(TenantScoped):
         indexes = (
             (("tenant", "provider_id", "provider_message_id", "to"), True),
             (("trace_id",), False),
+            # The reconciler looks for fallbacks left queued: without it, a full scan a pass.
+            (("fallback_status", "updated_at"), False),
         )
 
 

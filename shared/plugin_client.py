@@ -10,6 +10,8 @@ from shared.errors import ChannelError
 from shared.plugin_token import load_plugin_token
 from shared.settings import Settings
 
+#: Most characters of a callee's refusal message repeated in an error.
+MAX_REFUSAL_CHARS = 200
 #: Seconds to wait for a plugin to accept a connection.
 CONNECT_TIMEOUT_SECONDS = 3.0
 
@@ -51,6 +53,8 @@ class PluginClient:
                 json=payload,
                 headers={"Authorization": f"Bearer {token or self.token}"},
                 timeout=(min(CONNECT_TIMEOUT_SECONDS, timeout_seconds), timeout_seconds),
+                # A redirect would carry the bearer token on to wherever it points.
+                allow_redirects=False,
             )
         except requests.Timeout as error:
             raise ChannelError(
@@ -68,9 +72,10 @@ class PluginClient:
             raise ChannelError(
                 f"{who} answered HTTP {response.status_code} with JSON that is not an object"
             )
-        if response.status_code >= 400:
+        if response.status_code >= 300:
+            detail = str(answer.get("message", ""))[:MAX_REFUSAL_CHARS]
             raise ChannelError(
-                f"{who} refused the request: HTTP {response.status_code} {answer.get('message', '')}".strip()
+                f"{who} refused the request: HTTP {response.status_code} {detail}".strip()
             )
         return answer
 

@@ -10,6 +10,7 @@ Nothing here reads the environment at import time.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -152,6 +153,18 @@ def _plugin_urls(name: str, raw: str) -> str:
     return raw.strip()
 
 
+def _networks(name: str, raw: str) -> str:
+    networks = []
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise SettingsError(
+                f"{name}: expected networks like 10.1.0.0/16 separated by commas, got {item!r}"
+            ) from None
+    return ",".join(networks)
+
+
 def _env(variable: str, parse: Callable[[str, str], Any], default: Any, doc: str) -> Any:
     """Declare a settings field bound to one environment variable."""
     return field(default=default, metadata={"env": variable, "parse": parse, "doc": doc})
@@ -233,6 +246,12 @@ class Settings:
         _plugin_urls,
         "",
         "Where Core reaches each plugin, `name=url` comma-separated (e.g. `slack=http://plugin-slack:8091`). Unset: `http://<PLUGIN_HOST>:<port>` as `aisopsflow up` starts them.",
+    )
+    kakao_provider_networks: str = _env(
+        "KAKAO_PROVIDER_NETWORKS",
+        _networks,
+        "",
+        "saas mode: internal networks (CIDRs, comma-separated) a tenant's Kakao provider may be in; every other loopback, private or link-local address is refused.",
     )
     token_ttl_seconds: int = _env(
         "TOKEN_TTL_SECONDS",

@@ -208,6 +208,7 @@ class Providers(MethodView):
             "auth": body["auth"],
             "active": body["active"],
         }
+        providers.check_base_url(values["base_url"], current_app.config["SETTINGS"])
         row = providers.create_provider(_ring(), tenant_id(), values, _token(body), actor=actor())
         return _provider_views([row])[0]
 
@@ -228,6 +229,7 @@ class ProviderById(MethodView):
         values = {key: body[key] for key in ("base_url", "active") if key in body}
         if "base_url" in values:
             values["base_url"] = values["base_url"].rstrip("/")
+            providers.check_base_url(values["base_url"], current_app.config["SETTINGS"])
         row = providers.update_provider(
             _ring(), tenant_id(), provider_id, values, _token(body), actor=actor()
         )

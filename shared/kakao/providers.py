@@ -7,14 +7,17 @@ issue) slot in at :func:`_managed_provider`.
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from cryptography.fernet import MultiFernet
 
 from shared import audit, records, secrets_store
 from shared.db import connection, write_transaction
-from shared.errors import ValidationError
+from shared.errors import Forbidden, ValidationError
 from shared.models import KakaoProvider, Secret, utcnow
 from shared.settings import Settings
 from shared.tenancy import ensure_default_tenant
@@ -39,6 +42,57 @@ class Provider:
 def credential_key(provider_key: str) -> str:
     """The reserved secrets-store key of a tenant provider's bearer credential."""
     return f"kakao.provider.{provider_key}.token"
+
+
+def url_shape_problem(base_url: str) -> str | None:
+    """What is wrong with the shape of a provider URL, or None (pure).
+
+    Credentials in the URL would be shown and audited with it; a query or fragment
+    would turn the send path into something else on the provider's server.
+    """
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an http:// or https:// URL with a host"
+    if parts.username is not None or parts.password is not None:
+        return "must not contain credentials (user:password@); set credentials.token instead"
+    if parts.query or parts.fragment:
+        return "must not have a query (?...) or fragment (#...)"
+    return None
+
+
+def internal_address_problem(base_url: str, allowed: str = "") -> str | None:
+    """Why ``base_url`` points inside the operator's network, or None (resolves the host).
+
+    In saas mode a tenant's provider must not reach loopback, private, link-local
+    (cloud metadata) or other reserved addresses: Core would call them for the tenant
+    and show their answers. The check runs at registration and again before each
+    send, since a name can be re-pointed after it passed.
+    """
+    host = urlsplit(base_url).hostname or ""
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError):
+        return f"host {host!r} does not resolve"
+    networks = [ipaddress.ip_network(network) for network in allowed.split(",") if network]
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0].split("%")[0])
+        if not address.is_global and not any(address in network for network in networks):
+            return (
+                f"host {host!r} resolves to {address}, an address inside the network "
+                "(the operator can allow a network with AISOPSFLOW_KAKAO_PROVIDER_NETWORKS)"
+            )
+    return None
+
+
+def check_base_url(base_url: str, settings: Settings) -> None:
+    """ValidationError (422) naming ``base_url`` unless Core may call it for a tenant."""
+    problem = url_shape_problem(base_url)
+    if problem is None and settings.mode == "saas":
+        problem = internal_address_problem(base_url, settings.kakao_provider_networks)
+    if problem is not None:
+        raise ValidationError(
+            f"base_url {problem}", errors={"json": {"base_url": [f"base_url {problem}"]}}
+        )
 
 
 def _managed_provider(tenant_id: str, provider_key: str) -> Provider | None:
@@ -127,9 +181,21 @@ def update_provider(
     *,
     actor: str,
 ) -> KakaoProvider:
-    """Change a tenant provider's URL, state or credential; NotFound when it is not theirs."""
+    """Change a tenant provider's URL, state or credential; NotFound when it is not theirs.
+
+    A ``plugin_token`` provider (the operator's, e.g. the bundled mock) may only be
+    switched on or off: pointed elsewhere, it would hand the shared plugin token
+    to whoever listens there.
+    """
     with write_transaction():
         row = get_provider_row(tenant_id, provider_key)
+        if row.auth == "plugin_token" and (
+            token or values.get("base_url", row.base_url) != row.base_url
+        ):
+            raise Forbidden(
+                f"Kakao provider {provider_key!r} is registered by the operator: only its "
+                "'active' flag can be changed here"
+            )
         row = records.update(KakaoProvider, tenant_id, row.id, values, actor=actor, conflict="")
         if token:
             secrets_store.put_system(

@@ -8,7 +8,7 @@ from cryptography.fernet import MultiFernet
 
 from shared.domain.kakao import SendResult, read_answer, transport_failure
 from shared.errors import ChannelError
-from shared.kakao.providers import Provider, provider_token
+from shared.kakao.providers import Provider, internal_address_problem, provider_token
 from shared.plugin_client import PluginClient
 
 #: Path of the send call on every provider.
@@ -33,6 +33,15 @@ def send_alimtalk(
     trace_id}``; the bearer token is the provider's stored credential, or the shared
     plugin token for ``plugin_token`` providers. ``ring`` decrypts the credential.
     """
+    if provider.auth != "plugin_token" and plugins.settings.mode == "saas":
+        # Checked at registration too; a name can be re-pointed after that.
+        problem = internal_address_problem(
+            provider.base_url, plugins.settings.kakao_provider_networks
+        )
+        if problem is not None:
+            return transport_failure(
+                f"Kakao provider {provider.key!r} refused: base_url {problem}", to, retryable=False
+            )
     token = provider_token(ring, tenant_id, provider, plugins.token)
     if not token:
         return transport_failure(

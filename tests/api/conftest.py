@@ -50,7 +50,12 @@ def login(client: Any, email: str, password: str = PASSWORD) -> Any:
 
 @pytest.fixture
 def saas_settings(make_settings: Any, tmp_path: Path) -> Any:
-    return make_settings(mode="saas", database_url=f"sqlite:///{tmp_path / 'saas.db'}")
+    return make_settings(
+        mode="saas",
+        database_url=f"sqlite:///{tmp_path / 'saas.db'}",
+        # Tests run their providers on loopback; saas refuses internal addresses otherwise.
+        kakao_provider_networks="127.0.0.0/8,10.0.0.0/8",
+    )
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from shared.db import connection
 from shared.models import AuditLog, KakaoMessage, Secret
 from shared.plugin_token import load_plugin_token
 from tests.api.test_query_counts import queries_for
+from tests.support.http_server import LocalServer, QuietHandler
 from tests.support.loopback import Loopback
 
 ADMIN = "acme-admin"
@@ -115,7 +116,7 @@ def test_bad_template_input_names_each_field(world):
     [
         ("acme-viewer", "POST", "/api/kakao/templates", {"provider_id": "p", "template_id": "t"}, False),
         ("acme-operator", "POST", "/api/kakao/templates", {"provider_id": "p", "template_id": "t"}, True),
-        ("acme-operator", "POST", "/api/kakao/providers", {"id": "p", "base_url": "http://x.test"}, False),
+        ("acme-operator", "POST", "/api/kakao/providers", {"id": "p", "base_url": "http://10.0.0.8"}, False),
         ("acme-approver", "POST", "/api/kakao/send-test", {"provider": "p", "template_id": "t", "to": ["01012345678"]}, False),
         ("acme-operator", "POST", "/api/kakao/send-test", {"provider": "p", "template_id": "t", "to": ["01012345678"]}, True),
         ("acme-viewer", "GET", "/api/kakao/providers", None, True),
@@ -124,6 +125,7 @@ def test_bad_template_input_names_each_field(world):
 def test_roles(world, who, method, path, body, allowed):
     response = world.call(who, method, path, json=body)
 
+    assert response.status_code < 500, response.json
     assert (response.status_code != 403) is allowed, response.json
 
 
@@ -137,7 +139,7 @@ def test_a_provider_credential_is_write_only_and_kept_in_the_secrets_store(world
         "/api/kakao/providers",
         json={
             "id": "relay",
-            "base_url": "https://relay.example.com/",
+            "base_url": "http://10.1.2.3:8080/",
             "credentials": {"token": TOKEN},
         },
     )
@@ -158,7 +160,7 @@ def test_a_provider_credential_is_write_only_and_kept_in_the_secrets_store(world
     assert created.json == {
         **created.json,
         "id": "relay",
-        "base_url": "https://relay.example.com",
+        "base_url": "http://10.1.2.3:8080",
         "auth": "bearer",
         "active": True,
         "credentials_set": True,
@@ -181,12 +183,12 @@ def test_a_provider_credential_is_write_only_and_kept_in_the_secrets_store(world
 @pytest.mark.parametrize(
     ("body", "field", "status"),
     [
-        ({"id": "p", "base_url": "http://x.test", "auth": "plugin_token"}, "auth", 422),
+        ({"id": "p", "base_url": "http://10.0.0.8", "auth": "plugin_token"}, "auth", 422),
         ({"id": "p", "base_url": "ftp://x.test"}, "base_url", 422),
         ({"id": "p", "base_url": "file:///etc/passwd"}, "base_url", 422),
         ({"id": "p"}, "base_url", 422),
-        ({"id": "no spaces", "base_url": "http://x.test"}, "id", 422),
-        ({"id": "p", "base_url": "http://x.test", "credentials": {"password": "x"}}, "credentials", 422),
+        ({"id": "no spaces", "base_url": "http://10.0.0.8"}, "id", 422),
+        ({"id": "p", "base_url": "http://10.0.0.8", "credentials": {"password": "x"}}, "credentials", 422),
     ],
 )  # fmt: skip
 def test_bad_provider_input_names_the_field(world, body, field, status):
@@ -209,7 +211,7 @@ def test_plugin_token_providers_are_refused_with_the_reason(world):
 
 
 def test_a_duplicate_provider_is_a_conflict(world):
-    body = {"id": "relay", "base_url": "http://relay.test"}
+    body = {"id": "relay", "base_url": "http://10.0.0.7"}
     world.call(ADMIN, "POST", "/api/kakao/providers", json=body)
 
     assert world.call(ADMIN, "POST", "/api/kakao/providers", json=body).status_code == 409
@@ -222,7 +224,7 @@ def test_kakao_lists_cost_a_fixed_number_of_queries(world, path):
             ADMIN,
             "POST",
             "/api/kakao/providers",
-            json={"id": f"p{number}", "base_url": "http://x.test", "credentials": {"token": "t"}},
+            json={"id": f"p{number}", "base_url": "http://10.0.0.8", "credentials": {"token": "t"}},
         )
         world.call(
             ADMIN,
@@ -496,3 +498,105 @@ def test_a_failed_event_queues_the_fallback_once_when_fallback_on_asks(world, pl
     with connection():
         states = {row.to: row.fallback_status for row in KakaoMessage.select()}
     assert states == {"01011111111": "queued", "01022222222": None}
+
+
+# ---- where Core may send a tenant's AlimTalk ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("base_url", "problem"),
+    [
+        ("http://user:pw@10.0.0.9", "must not contain credentials"),
+        ("http://10.0.0.9/admin?x=", "must not have a query"),
+        ("http://10.0.0.9/#frag", "must not have a query"),
+        ("http://169.254.169.254", "an address inside the network"),
+        ("http://192.168.1.5:8080", "an address inside the network"),
+        ("http://no-such-host.invalid", "does not resolve"),
+    ],
+)
+def test_a_provider_url_core_must_not_call_is_refused(world, base_url, problem):
+    response = world.call(
+        ADMIN, "POST", "/api/kakao/providers", json={"id": "relay", "base_url": base_url}
+    )
+
+    assert response.status_code == 422, response.json
+    assert problem in response.json["errors"]["json"]["base_url"][0]
+    assert "pw" not in json.dumps(response.json) or "user:pw" not in response.json["message"]
+
+
+def test_an_internal_address_is_refused_when_changed_to_later_too(world):
+    world.call(
+        ADMIN, "POST", "/api/kakao/providers", json={"id": "relay", "base_url": "http://10.0.0.9"}
+    )
+
+    response = world.call(
+        ADMIN,
+        "PATCH",
+        "/api/kakao/providers/relay",
+        json={"base_url": "http://127.0.0.1.nip.invalid"},
+    )
+    metadata = world.call(
+        ADMIN, "PATCH", "/api/kakao/providers/relay", json={"base_url": "http://169.254.169.254"}
+    )
+
+    assert response.status_code == 422 and metadata.status_code == 422
+    assert (
+        world.call(ADMIN, "GET", "/api/kakao/providers/relay").json["base_url"] == "http://10.0.0.9"
+    )
+
+
+def test_an_operator_provider_can_only_be_switched_on_or_off(world, saas_settings):
+    from shared.kakao.providers import register_operator_provider
+
+    with connection():
+        register_operator_provider(
+            world.tenants["acme"], "mock", "http://127.0.0.1:8095", actor="operator"
+        )
+
+    moved = world.call(
+        ADMIN, "PATCH", "/api/kakao/providers/mock", json={"base_url": "http://10.6.6.6"}
+    )
+    keyed = world.call(
+        ADMIN, "PATCH", "/api/kakao/providers/mock", json={"credentials": {"token": "mine"}}
+    )
+    paused = world.call(ADMIN, "PATCH", "/api/kakao/providers/mock", json={"active": False})
+
+    assert moved.status_code == 403 and "registered by the operator" in moved.json["message"]
+    assert keyed.status_code == 403
+    assert paused.status_code == 200 and paused.json["active"] is False
+    assert paused.json["base_url"] == "http://127.0.0.1:8095"
+
+
+def test_a_provider_that_redirects_does_not_take_the_token_along(world, relay):
+    with Loopback() as elsewhere:
+        target = f"{elsewhere.url}{SEND}"
+
+        class Redirecting(QuietHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the standard library's name
+                self.read_body()
+                self.reply(307, b'{"message": "moved"}', {"Location": target})
+
+        with LocalServer(Redirecting) as redirecting:
+            world.call(
+                ADMIN,
+                "POST",
+                "/api/kakao/providers",
+                json={"id": "hop", "base_url": redirecting.url, "credentials": {"token": TOKEN}},
+            )
+            world.call(
+                ADMIN,
+                "POST",
+                "/api/kakao/templates",
+                json={"provider_id": "hop", "template_id": "ops_alert_v1"},
+            )
+
+            response = world.call(
+                ADMIN,
+                "POST",
+                "/api/kakao/send-test",
+                json={"provider": "hop", "template_id": "ops_alert_v1", "to": ["01012345678"]},
+            )
+
+        assert response.status_code == 200, response.json
+        assert response.json["ok"] is False and "HTTP 307" in response.json["error"]
+        assert elsewhere.count(SEND) == 0

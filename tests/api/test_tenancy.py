@@ -49,7 +49,7 @@ RESOURCES = {
         "create": (
             "POST",
             "/api/kakao/providers",
-            {"id": "acme-relay", "base_url": "https://relay.example.com"},
+            {"id": "acme-relay", "base_url": "http://10.1.2.3:8080"},
         ),
         "collection": "/api/kakao/providers",
         "item": "/api/kakao/providers/{id}",

@@ -58,7 +58,7 @@ def answers(
             if headers is None:
                 return requests.get(url, timeout=1).status_code == 200
             return requests.post(url, headers=headers, timeout=1).status_code == 200
-        except requests.ConnectionError:
+        except requests.RequestException:  # refused, or too slow while starting
             return False
 
     return check
