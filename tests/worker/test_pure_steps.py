@@ -1,7 +1,7 @@
 """Pure steps (conditions) are worked out before the write lock and recorded by the transaction that reaches them.
 
-The step runner runs in the test's process against a real SQLite file and a real
-Redis; what it sends is read back from the Redis queue.
+The step runner runs in the test's process against a real database (each backend)
+and a real Redis; what it sends is read back from the Redis queue.
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ steps:
 
 
 @pytest.fixture
-def stack(make_settings, tmp_path):
-    settings = make_settings(database_url=f"sqlite:///{tmp_path / 'pure.db'}")
+def stack(make_settings, database_url):
+    """Settings on the current backend (SQLite, PostgreSQL, MariaDB), prepared, and the Redis."""
+    settings = make_settings(database_url=database_url)
     prepare(settings)
     queue = redis.Redis.from_url(settings.resolved_redis_url)
     with connection():
