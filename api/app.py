@@ -27,7 +27,7 @@ from api.resources import (
     users,
     workflows,
 )
-from shared.db import bind, database
+from shared.db import bind, database, release_connection
 from shared.dispatch import Dispatcher
 from shared.keyring import CachedKeyring
 from shared.settings import Settings, load_settings
@@ -98,8 +98,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         authenticate_request(handler)
 
     @app.teardown_request
-    def close_request(_exc: BaseException | None) -> None:
-        if not database.obj.is_closed():
-            database.obj.close()
+    def close_request(exc: BaseException | None) -> None:
+        release_connection(failed=exc is not None)
 
     return app

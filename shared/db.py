@@ -162,6 +162,21 @@ def lock_for_update(query: peewee.Select) -> peewee.Select:
     return query.for_update()
 
 
+def _keeps_connections(db: peewee.Database) -> bool:
+    return isinstance(db, peewee.SqliteDatabase) and db.database != ":memory:"
+
+
+def release_connection(*, failed: bool = False) -> None:
+    """End a unit of work begun with ``database.connect(reuse_if_open=True)``.
+
+    A SQLite connection stays open for the thread's next unit (see ``connection``);
+    server backends close, and so does any connection after a failure.
+    """
+    db = database.obj
+    if not db.is_closed() and (failed or not _keeps_connections(db)) and not db.in_transaction():
+        db.close()
+
+
 @contextlib.contextmanager
 def connection(*, keep_open: bool = False) -> Iterator[None]:
     """Hold a connection for the duration of a unit of work (a request, a job).
@@ -173,7 +188,7 @@ def connection(*, keep_open: bool = False) -> Iterator[None]:
     """
     db = database.obj
     opened = db.connect(reuse_if_open=True)
-    keep = keep_open and isinstance(db, peewee.SqliteDatabase) and db.database != ":memory:"
+    keep = keep_open and _keeps_connections(db)
     try:
         yield
     except BaseException:

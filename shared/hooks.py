@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared import audit
-from shared.db import write_transaction
+from shared.db import PreparedSelect, write_transaction
 from shared.domain.hook_request import HookRequest, stored_headers
 from shared.domain.templating import TemplateError, evaluate, render
 from shared.domain.webhook_auth import WebhookAuthFailure, verify_webhook
@@ -33,10 +33,23 @@ class HookResult:
     started: Started | None = None
 
 
+#: Read on every webhook: their SQL is generated once (see shared.db.PreparedSelect).
+_WORKFLOW = PreparedSelect(
+    lambda tenant_id, key: Workflow.for_tenant(tenant_id).where(Workflow.workflow_key == key),
+    arity=2,
+)
+_VERSION = PreparedSelect(
+    lambda workflow_pk, number: WorkflowVersion.select().where(
+        WorkflowVersion.workflow == workflow_pk, WorkflowVersion.version == number
+    ),
+    arity=2,
+)
+
+
 def _trigger(workflow: Workflow, path: str) -> WebhookTrigger:
-    version = WorkflowVersion.get(
-        WorkflowVersion.workflow == workflow.id, WorkflowVersion.version == workflow.version
-    )
+    version = _VERSION.first(workflow.id, workflow.version)
+    if version is None:  # deleted between the two reads
+        raise NotFound(f"workflow {workflow.workflow_key!r} not found")
     trigger = spec_of(version).webhook_trigger(path)
     if trigger is None:
         raise NotFound(
@@ -91,9 +104,9 @@ def receive(
     tenant_id: str, workflow_id: str, path: str, request: HookRequest, read_secret: Any
 ) -> HookResult:
     """Authenticate, deduplicate and start (or resolve) an execution for one webhook request."""
-    workflow = Workflow.get_for_tenant(
-        tenant_id, Workflow.workflow_key == workflow_id, what=f"workflow {workflow_id!r}"
-    )
+    workflow = _WORKFLOW.first(tenant_id, workflow_id)
+    if workflow is None:
+        raise NotFound(f"workflow {workflow_id!r} not found")
     trigger = _trigger(workflow, path)
     _authenticate(workflow, trigger, request, read_secret)
     if not workflow.enabled:

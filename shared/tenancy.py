@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import peewee
 
 from shared import audit
-from shared.db import write_transaction
+from shared.db import PreparedSelect, write_transaction
 from shared.errors import Conflict, NotFound, ValidationError
 from shared.models import Tenant
 from shared.settings import Settings
@@ -64,9 +64,13 @@ def create_tenant(settings: Settings, *, name: str, slug: str, actor: str = "sys
         raise Conflict(f"a tenant with slug {slug!r} already exists") from None
 
 
+#: Read on every webhook: its SQL is generated once (see shared.db.PreparedSelect).
+_TENANT_BY_SLUG = PreparedSelect(lambda slug: Tenant.select().where(Tenant.slug == slug))
+
+
 def tenant_by_slug(slug: str) -> Tenant:
     """The tenant with this slug; NotFound otherwise."""
-    tenant = Tenant.get_or_none(Tenant.slug == slug)
+    tenant = _TENANT_BY_SLUG.first(slug)
     if tenant is None:
         raise NotFound(f"tenant {slug!r} not found")
     return tenant
