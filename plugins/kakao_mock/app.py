@@ -1,6 +1,7 @@
 """The mock Kakao AlimTalk provider's HTTP app: the provider contract plus ``/mock/*`` controls.
 
-``POST /kakao/alimtalk/send`` answers as SPEC §6.4 says; ``/mock/config``, ``/mock/messages``
+``POST /kakao/alimtalk/send`` answers as SPEC §6.4 says, a repeated ``trace_id`` with the
+first answer and no new send (docs/plugins.md); ``/mock/config``, ``/mock/messages``
 and ``/mock/reset`` let tests and operators steer it and see what it took. Accepted
 recipients get delivery events posted back to Core (see ``delivery``).
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import random
 import time
 import uuid
+from typing import Any
 
 from flask import Flask, Response, jsonify, request
 
@@ -32,6 +34,20 @@ CONTROL_PREFIX = "/mock/"
 
 def _bad_request(error: BadRequest) -> tuple[Response, int]:
     return error_response(400, "bad_request", error.message)
+
+
+def _answer(message: Message) -> dict[str, Any]:
+    """The JSON a send is answered with."""
+    recipients = message.recipients
+    accepted = sum(1 for item in recipients if item.status == "accepted")
+    error = send_error(recipients)
+    return {
+        "ok": error is None,
+        "provider_message_id": message.provider_message_id,
+        "result": {"accepted": accepted, "failed": len(recipients) - accepted},
+        "error": error,
+        "recipients": [item.as_dict() for item in recipients],
+    }
 
 
 def create_app(settings: Settings, config: MockConfig | None = None) -> Flask:
@@ -73,17 +89,11 @@ def create_app(settings: Settings, config: MockConfig | None = None) -> Flask:
             recipients=recipients,
             received_at=utc_timestamp(),
         )
-        generation = state.record(message)
-        simulator.schedule(message, config, generation)
-        accepted = sum(1 for item in recipients if item.status == "accepted")
-        error = send_error(recipients)
-        return jsonify(
-            ok=error is None,
-            provider_message_id=message.provider_message_id,
-            result={"accepted": accepted, "failed": len(recipients) - accepted},
-            error=error,
-            recipients=[item.as_dict() for item in recipients],
-        )
+        # A repeated trace id is the same send: its first answer, and nothing sent again.
+        answer, generation = state.record(message, _answer(message))
+        if generation is not None:
+            simulator.schedule(message, config, generation)
+        return jsonify(answer)
 
     @app.get("/mock/config")
     def get_config() -> Response:

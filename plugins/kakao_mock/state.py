@@ -1,4 +1,7 @@
-"""What the mock holds between requests: its config and the messages it took. Thread-safe."""
+"""What the mock holds between requests: its config, the messages it took and their answers.
+
+Thread-safe: the plugin serves with threads, and one lock guards it all.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +17,11 @@ from plugins.kakao_mock.outcomes import Recipient
 
 #: Messages kept for ``GET /mock/messages``; the oldest go first, so `up` never grows without end.
 MAX_MESSAGES = 1000
+#: Send answers kept by idempotency key, the oldest going first like the messages.
+MAX_ANSWERS = MAX_MESSAGES
+
+#: ``(tenant_id, provider_id, trace_id)``: sends with the same key are one send.
+SendKey = tuple[str, str, str]
 
 
 def utc_timestamp(moment: datetime | None = None) -> str:
@@ -65,14 +73,22 @@ class Message:
             },
         }
 
+    @property
+    def idempotency_key(self) -> SendKey | None:
+        """What makes a repeat of this send the same send; None (no idempotency) for an empty trace id."""
+        if not self.trace_id:
+            return None
+        return (self.tenant_id, self.provider_id, self.trace_id)
+
 
 class MockState:
-    """The current config and the kept messages, behind one lock (the plugin serves with threads)."""
+    """The current config, the kept messages and the first answer to each idempotency key."""
 
     def __init__(self, config: MockConfig) -> None:
         self._lock = threading.Lock()
         self._config = config
         self._messages: OrderedDict[str, Message] = OrderedDict()
+        self._answers: OrderedDict[SendKey, dict[str, Any]] = OrderedDict()
         #: Bumped by reset, so delivery events scheduled before it are dropped.
         self._generation = 0
 
@@ -94,13 +110,26 @@ class MockState:
         with self._lock:
             return self._generation
 
-    def record(self, message: Message) -> int:
-        """Keep ``message``; returns the generation its delivery events belong to."""
+    def record(self, message: Message, answer: dict[str, Any]) -> tuple[dict[str, Any], int | None]:
+        """Keep ``message`` and its ``answer``, unless its idempotency key was seen before.
+
+        Returns the answer to give and the generation the message's delivery events belong
+        to. For a repeat that is the first send's answer (whatever the repeat's body) and
+        None: nothing is kept and no delivery events may be scheduled.
+        """
+        key = message.idempotency_key
         with self._lock:
+            first = self._answers.get(key) if key is not None else None
+            if first is not None:
+                return copy.deepcopy(first), None
             self._messages[message.provider_message_id] = message
             while len(self._messages) > MAX_MESSAGES:
                 self._messages.popitem(last=False)
-            return self._generation
+            if key is not None:
+                self._answers[key] = copy.deepcopy(answer)
+                while len(self._answers) > MAX_ANSWERS:
+                    self._answers.popitem(last=False)
+            return answer, self._generation
 
     def update(self, provider_message_id: str, **changes: Any) -> None:
         """Set fields of a kept message; a message dropped meanwhile (reset, limit) is ignored."""
@@ -117,7 +146,8 @@ class MockState:
             return [message.as_dict() for message in self._messages.values()]
 
     def reset(self) -> None:
-        """Forget every message and every delivery event not yet posted; the config stays."""
+        """Forget every message, answer and delivery event not yet posted; the config stays."""
         with self._lock:
             self._messages.clear()
+            self._answers.clear()
             self._generation += 1

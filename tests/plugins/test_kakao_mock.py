@@ -6,6 +6,7 @@ import json
 import re
 import socket
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -58,13 +59,24 @@ class KakaoMock:
     core: Loopback
     process: Process
 
-    def call(self, method: str, path: str, body: Any = None, token: str | None = None):
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        token: str | None = None,
+        timeout: float = 10,
+    ):
         token = self.token if token is None else token
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return requests.request(method, self.url + path, json=body, headers=headers, timeout=10)
+        return requests.request(
+            method, self.url + path, json=body, headers=headers, timeout=timeout
+        )
 
-    def send(self, **changes: Any) -> requests.Response:
-        return self.call("POST", "/kakao/alimtalk/send", {**SEND, **changes})
+    def send(self, timeout: float = 10, **changes: Any) -> requests.Response:
+        """Sends ``SEND`` with ``changes``; a fresh trace id each time unless one is given."""
+        body = {**SEND, "trace_id": f"tr_{uuid.uuid4().hex}", **changes}
+        return self.call("POST", "/kakao/alimtalk/send", body, timeout=timeout)
 
     def configure(self, **changes: Any) -> dict[str, Any]:
         response = self.call("POST", "/mock/config", changes)
@@ -439,12 +451,116 @@ def test_no_events_when_they_are_turned_off_or_nobody_was_accepted(mock):
     assert mock.delivery(nobody["provider_message_id"])["delivery"]["state"] == "none"
 
 
+# --- trace_id: the idempotency key ---------------------------------------------------------
+
+
+def test_a_repeated_trace_id_is_the_same_send(mock):
+    first = mock.send(trace_id="sr_1:0")
+    (post,) = wait_for(mock.posts)
+
+    repeat = mock.send(trace_id="sr_1:0")
+    time.sleep(0.3)  # six times the delivery delay
+
+    assert first.status_code == repeat.status_code == 200
+    assert repeat.json() == first.json()
+    (message,) = mock.messages()
+    assert message["provider_message_id"] == first.json()["provider_message_id"]
+    assert mock.posts() == [post]
+    other = mock.send(trace_id="sr_1:1").json()
+    assert other["provider_message_id"] != first.json()["provider_message_id"]
+    assert len(mock.messages()) == 2
+    wait_for(lambda: len(mock.posts()) == 2)
+
+
+def test_a_repeat_with_another_body_gets_the_first_answer(mock):
+    mock.configure(fail_pattern="^0100")
+    first = mock.send(trace_id="sr_2:0", to=["01000000000"]).json()
+    mock.configure(fail_pattern=None)
+
+    repeat = mock.send(
+        trace_id="sr_2:0",
+        to=["01012345678", "01098765432"],
+        template_id="other_v1",
+        vars={"host": "db-2"},
+    ).json()
+
+    assert first["ok"] is False and repeat == first
+    (message,) = mock.messages()
+    assert (message["to"], message["template_id"]) == (["01000000000"], "ops_alert_v1")
+    time.sleep(0.3)
+    assert mock.posts() == []  # nobody was accepted the first time, so no events now either
+
+
+def test_the_key_is_the_trace_id_within_a_tenant_and_provider(mock):
+    ids = {
+        mock.send(trace_id="sr_3:0").json()["provider_message_id"],
+        mock.send(trace_id="sr_3:0", tenant_id="t_2").json()["provider_message_id"],
+        mock.send(trace_id="sr_3:0", provider_id="other").json()["provider_message_id"],
+        mock.send(trace_id="").json()["provider_message_id"],
+        mock.send(trace_id="").json()["provider_message_id"],  # empty: no idempotency
+        mock.send(trace_id="sr_3:0").json()["provider_message_id"],
+    }
+
+    assert len(ids) == 5 and len(mock.messages()) == 5
+    wait_for(lambda: len(mock.posts()) == 5)
+
+
+def test_a_retry_after_a_timeout_sends_nothing_again(mock):
+    # Core stopped waiting while the provider took the send, then retried the step.
+    mock.configure(latency_ms=1000)
+    for trace_id in ("sr_4:0", "sr_4:1"):
+        with pytest.raises(requests.Timeout):
+            mock.send(trace_id=trace_id, timeout=0.2)
+    wait_for(mock.messages)  # the provider answered sr_4:0; sr_4:1 takes ~0.2 s longer
+    mock.configure(latency_ms=0)
+
+    after = mock.send(trace_id="sr_4:0").json()  # a retry after the first send answered
+    during = mock.send(trace_id="sr_4:1").json()  # ... and one while it is still in flight
+
+    wait_for(lambda: len(mock.messages()) == 2)
+    time.sleep(0.5)  # the first sr_4:1 has answered too
+    assert [m["provider_message_id"] for m in mock.messages()] == [
+        after["provider_message_id"],
+        during["provider_message_id"],
+    ]
+    assert mock.send(trace_id="sr_4:0").json() == after
+    assert mock.send(trace_id="sr_4:1").json() == during
+    wait_for(lambda: len(mock.posts()) == 2)
+    time.sleep(0.3)
+    assert len(mock.posts()) == 2
+
+
+def test_a_send_refused_is_not_remembered_and_down_still_answers_503(mock):
+    mock.configure(down=True)
+    assert mock.send(trace_id="sr_5:0").status_code == 503
+    mock.configure(down=False)
+    first = mock.send(trace_id="sr_5:0").json()
+    mock.configure(down=True)
+
+    assert mock.send(trace_id="sr_5:0").status_code == 503
+    mock.configure(down=False)
+    assert mock.send(trace_id="sr_5:0").json() == first
+    assert len(mock.messages()) == 1
+
+
+def test_reset_forgets_the_trace_ids(mock):
+    first = mock.send(trace_id="sr_6:0").json()
+    wait_for(mock.posts)
+
+    assert mock.call("POST", "/mock/reset").json() == {"ok": True}
+    again = mock.send(trace_id="sr_6:0").json()
+
+    assert again["provider_message_id"] != first["provider_message_id"]
+    assert [m["provider_message_id"] for m in mock.messages()] == [again["provider_message_id"]]
+    wait_for(lambda: len(mock.posts()) == 2)
+
+
 # --- what the mock keeps --------------------------------------------------------------------
 
 
 def test_messages_lists_each_send_and_reset_forgets_them(mock):
     mock.configure(delivery_delay_ms=300)
-    answer = mock.send(to=["01012345678"]).json()
+    answer = mock.send(to=["01012345678"], trace_id=SEND["trace_id"]).json()
 
     (message,) = mock.messages()
 
