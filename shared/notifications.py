@@ -98,7 +98,7 @@ def deliver(
     items: list[Any],
     message: dict[str, Any],
     *,
-    render: Callable[[str], str] = lambda text: text,
+    render: Callable[[Any], Any] = lambda value: value,
     timeout_seconds: float,
     approval: Approval | None = None,
     secret_key: bytes = b"",

@@ -1,4 +1,4 @@
-"""The Kakao actor: send a message's fallback after a provider reported its delivery failed."""
+"""The Kakao actor: send a queued fallback (a delivery the provider reported failed, or a send_error fallback a dead worker left queued)."""
 
 from __future__ import annotations
 

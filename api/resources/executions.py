@@ -157,7 +157,7 @@ class ExecutionById(MethodView):
         runs = (
             StepRun.select().where(StepRun.execution == execution_id).order_by(StepRun.step_index)
         )
-        kakao = kakao_messages_by_step(execution_id)
+        kakao = kakao_messages_by_step(execution_id, tenant_id())
         view["steps"] = [
             {
                 "step_id": run.step_id,

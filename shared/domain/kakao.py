@@ -63,6 +63,11 @@ class SendResult:
         }
 
 
+def send_error_fallback_due(ok: bool, fallback_on: Iterable[str], targets: Iterable[str]) -> bool:
+    """Whether a send's outcome calls for its ``send_error`` fallback: it failed, and one is set up."""
+    return not ok and SEND_ERROR in tuple(fallback_on) and bool(tuple(targets))
+
+
 def _count(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 

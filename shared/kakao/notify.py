@@ -7,6 +7,12 @@ of its targets (``delivered_by: fallback``). Bad configuration (unknown or inact
 template or provider, missing required vars, unknown groups, malformed numbers, nobody
 with a phone) fails the target without a retry and without the fallback: those are
 mistakes in the workflow or registry to fix, not provider failures.
+
+Retries: the rows of a send carry the step's stable trace id. A retry that finds
+them never sends the AlimTalk again; the send_error fallback, stored ``queued`` with
+the send and claimed before it is sent, is sent by the retry if it is still queued
+or failed and reported if it was sent: at most once (see :mod:`shared.kakao.fallback`
+for the reconciler's part).
 """
 
 from __future__ import annotations
@@ -17,9 +23,23 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from shared.directory import expand_phones
-from shared.domain.kakao import SEND_ERROR, fallback_message, missing_vars
+from shared.domain.kakao import (
+    DEFAULT_FALLBACK_ON,
+    fallback_message,
+    missing_vars,
+    send_error_fallback_due,
+)
 from shared.errors import ValidationError
-from shared.kakao.messages import Fallback, Origin, earlier_send, record_fallback, record_send
+from shared.kakao.messages import (
+    Fallback,
+    Origin,
+    claim_fallback,
+    earlier_send,
+    record_fallback,
+    record_send,
+    send_error_group,
+    send_error_of,
+)
 from shared.kakao.providers import resolve_provider
 from shared.kakao.sending import send_alimtalk
 from shared.kakao.templates import required_vars, resolve_template
@@ -30,17 +50,6 @@ from shared.redaction import redact
 
 #: Sends ``message`` to fallback targets and returns the Delivery (notifications.deliver).
 FallbackSender = Callable[[list[str], dict[str, Any]], Any]
-
-
-def render_leaves(value: Any, render: Callable[[str], str]) -> Any:
-    """``value`` with every string inside it rendered by ``render``."""
-    if isinstance(value, str):
-        return render(value)
-    if isinstance(value, Mapping):
-        return {key: render_leaves(item, render) for key, item in value.items()}
-    if isinstance(value, list):
-        return [render_leaves(item, render) for item in value]
-    return value
 
 
 def fallback_note(
@@ -66,22 +75,95 @@ def fallback_note(
     }
 
 
-def earlier_outcome(rows: list[KakaoMessage]) -> dict[str, Any]:
-    """The result of a send an earlier attempt made (its rows), without sending again."""
-    accepted = sum(1 for row in rows if row.status != "failed")
-    fallen_back = next((row for row in rows if row.fallback_status == "sent"), None)
-    delivered_by = "kakao" if accepted else "fallback" if fallen_back else None
+def send_error_note(row: KakaoMessage) -> dict[str, Any]:
+    """The fallback message of a send_error fallback, rebuilt from one of the rows it covers."""
+    entry = send_error_of(row) or {}
+    return fallback_note(
+        row.provider_id,
+        row.template_id,
+        json.loads(row.fallback_message_json or "{}"),
+        entry.get("reason"),
+        entry.get("to") or [row.to],
+    )
+
+
+def send_claimed_fallback(
+    group: list[KakaoMessage], send_fallback: FallbackSender, claimable: tuple[str, ...]
+) -> Any | None:
+    """Claim the send_error fallback of ``group``, send it, store the outcome; the Delivery.
+
+    None when it was not in a ``claimable`` state (another attempt or the fallback
+    actor sent it, or is sending it): the claim makes each send happen at most once.
+    """
+    ids = [row.id for row in group]
+    if not claim_fallback(group[0].tenant_id, ids, claimable):
+        return None
+    delivery = send_fallback(
+        json.loads(group[0].fallback_targets_json or "[]"), send_error_note(group[0])
+    )
+    record_fallback(ids, "sent" if delivery.delivered else "failed", delivery.as_output())
+    return delivery
+
+
+def settle_fallback(tenant_id: str, trace_id: str, send_fallback: FallbackSender) -> dict[str, Any]:
+    """Send the send_error fallback of a trace unless it was sent; the outcome fields it decides.
+
+    A ``queued`` fallback (just recorded, or left by a crash before its send) and a
+    ``failed`` one (a step retry) are claimed and sent; a ``sent`` one is reported as
+    it was; one left ``sending`` (an attempt stopped mid-send, or is still sending) is
+    not sent again, and the step may retry to find it finished.
+    """
+    group = send_error_group(tenant_id, trace_id)
+    if not group:
+        return {"ok": False, "delivered_by": None, "fallback": None}
+    delivery = send_claimed_fallback(group, send_fallback, ("queued", "failed"))
+    if delivery is not None:
+        delivered = bool(delivery.delivered)
+        return {
+            "ok": delivered,
+            "delivered_by": "fallback" if delivered else None,
+            "fallback": delivery.as_output(),
+            "retryable": not delivered and delivery.retryable,
+        }
+    row = KakaoMessage.get_by_id(group[0].id)
+    report = json.loads(row.fallback_result_json) if row.fallback_result_json else None
+    if row.fallback_status == "sent":
+        return {"ok": True, "delivered_by": "fallback", "fallback": report, "retryable": False}
     return {
-        "ok": delivered_by is not None,
-        "delivered_by": delivered_by,
+        "ok": False,
+        "delivered_by": None,
+        "fallback": report,
+        "retryable": row.fallback_status == "sending",
+        "fallback_status": row.fallback_status,
+    }
+
+
+def earlier_outcome(
+    tenant_id: str, rows: list[KakaoMessage], send_fallback: FallbackSender
+) -> dict[str, Any]:
+    """The result of a send an earlier attempt made (its rows), without sending the AlimTalk again.
+
+    Its send_error fallback is finished if it is not yet: sent when still queued or
+    failed, reported when sent, never sent twice.
+    """
+    accepted = sum(1 for row in rows if row.status != "failed")
+    entry = next((send_error_of(row) for row in rows if send_error_of(row)), None)
+    outcome: dict[str, Any] = {
         "provider_message_id": rows[0].provider_message_id,
         "accepted": accepted,
         "failed": len(rows) - accepted,
         "error": None if accepted else rows[0].reason or "every recipient failed",
         "retryable": False,
-        "fallback": json.loads(fallen_back.fallback_result_json) if fallen_back else None,
         "note": "sent by an earlier attempt of this step; not sent again",
     }
+    if accepted:
+        fallen_back = next((row for row in rows if row.fallback_status == "sent"), None)
+        report = json.loads(fallen_back.fallback_result_json) if fallen_back else None
+        return {**outcome, "ok": True, "delivered_by": "kakao", "fallback": report}
+    if entry is None:
+        return {**outcome, "ok": False, "delivered_by": None, "fallback": None}
+    outcome["error"] = entry.get("reason") or outcome["error"]
+    return {**outcome, **settle_fallback(tenant_id, rows[0].trace_id, send_fallback)}
 
 
 def _failure(base: dict[str, Any], error: str, **extra: Any) -> dict[str, Any]:
@@ -94,7 +176,7 @@ def send_target(
     target: Mapping[str, Any],
     message: Mapping[str, Any],
     *,
-    render: Callable[[str], str],
+    render: Callable[[Any], Any],
     timeout_seconds: float,
     send_fallback: FallbackSender,
     trace_id: str | None = None,
@@ -106,7 +188,8 @@ def send_target(
     The result lists the phone numbers sent to and the recipients without a phone
     (``missing_phones``). ``trace_id`` is stable across attempts of one step run: a
     retry that finds the provider answered this item before reuses that answer
-    instead of sending again.
+    instead of sending again. ``render`` renders a value (strings inside dicts and
+    lists too) with the step's template context.
     """
     spec = target["kakao"]
     provider_key, template_id = spec["provider"], spec["template_id"]
@@ -122,7 +205,7 @@ def send_target(
         template = resolve_template(tenant_id, provider_key, template_id)
     except ValidationError as error:
         return _failure(base, error.message)
-    values = render_leaves(dict(spec.get("vars") or {}), render)
+    values = render(dict(spec.get("vars") or {}))
     missing = missing_vars(required_vars(template), values)
     if missing:
         return _failure(
@@ -136,9 +219,9 @@ def send_target(
         problem = "; ".join(expansion.problems) or "no recipient has a phone number"
         return _failure(base, f"kakao to[]: {problem}")
 
-    earlier = earlier_send(trace_id)
+    earlier = earlier_send(tenant_id, trace_id)
     if earlier:
-        return {**base, **earlier_outcome(earlier)}
+        return {**base, **earlier_outcome(tenant_id, earlier, send_fallback)}
 
     ring = keyring(plugins.settings) if provider.auth == "bearer" else None
     result = send_alimtalk(
@@ -152,7 +235,7 @@ def send_target(
         trace_id=trace_id,
         timeout_seconds=timeout_seconds,
     )
-    fallback_on = tuple(spec["fallback_on"]) if "fallback_on" in spec else (SEND_ERROR,)
+    fallback_on = tuple(spec.get("fallback_on", DEFAULT_FALLBACK_ON))
     fallback_targets = [render(item) for item in spec.get("fallback") or []]
     # What the fallback may show of the vars: secrets a template read are masked.
     context = {
@@ -161,7 +244,8 @@ def send_target(
         "execution_id": message.get("execution_id"),
         "step_id": message.get("step_id"),
     }
-    ids = record_send(
+    # A send_error fallback is stored queued with the send, then claimed and sent.
+    record_send(
         tenant_id,
         provider_key=provider_key,
         template_id=template_id,
@@ -175,14 +259,7 @@ def send_target(
     if result.ok:
         return {**outcome, "delivered_by": "kakao"}
     outcome["delivered_by"] = None
-    if SEND_ERROR in fallback_on and fallback_targets:
-        note = fallback_note(provider_key, template_id, context, result.error, expansion.phones)
-        delivery = send_fallback(fallback_targets, note)
-        report = delivery.as_output()
-        record_fallback(ids, "sent" if delivery.delivered else "failed", report)
-        outcome["fallback"] = report
-        if delivery.delivered:
-            outcome.update(ok=True, delivered_by="fallback")
-        else:
-            outcome["retryable"] = result.retryable or delivery.retryable
+    if send_error_fallback_due(result.ok, fallback_on, fallback_targets):
+        # A retry resumes this fallback and never sends the AlimTalk again.
+        outcome.update(settle_fallback(tenant_id, trace_id, send_fallback))
     return outcome

@@ -172,3 +172,132 @@ def test_an_inactive_provider_fails_the_step_without_sending(engine, relay):
     assert view["status"] == "failed"
     assert "Kakao provider 'relay' is inactive" in engine.step(view, "tell")["error"]
     assert relay.count(SEND) == 0
+
+
+DOWN = "Kakao provider 'relay' answered HTTP 503"
+
+
+def fallback_notes(relay) -> list[dict]:
+    bodies = [json.loads(hit["body"]) for hit in relay.hits["/slack/send"]]
+    return [body for body in bodies if body["title"].startswith("[Kakao fallback]")]
+
+
+def test_a_failed_fallback_is_sent_again_by_the_step_retry_and_the_alimtalk_is_not(engine, relay):
+    relay.route(SEND, statuses=[503], body={"message": "down"})
+    relay.route("/slack/send", statuses=[503, 200], body={"ok": True, "message_id": "s-1"})
+    retry = "    retry: {max: 2, backoff_ms: 100}\n"
+
+    view = run(engine, workflow(KAKAO + "\n          vars: {host: db-1}", retry=retry))
+
+    assert view["status"] == "succeeded", view["error_summary"]
+    step = engine.step(view, "tell")
+    assert step["attempt"] == 2
+    [kakao] = step["output"]["output"]["results"]
+    assert kakao["delivered_by"] == "fallback" and DOWN in kakao["error"]
+    assert kakao["fallback"]["delivered"] == 1
+    assert relay.count(SEND) == 1 and relay.count("/slack/send") == 2
+    [message] = step["kakao_messages"]
+    assert message["fallback_status"] == "sent"
+
+
+def test_a_step_retry_after_the_fallback_was_sent_does_not_send_it_again(engine, relay):
+    relay.route(SEND, statuses=[503], body={"message": "down"})
+    # Attempt 1: slack.ops itself fails, the fallback is sent; attempt 2: slack.ops works.
+    relay.route("/slack/send", statuses=[503, 200], body={"ok": True, "message_id": "s-1"})
+    retry = "    retry: {max: 2, backoff_ms: 100}\n"
+    text = workflow(KAKAO + "\n          vars: {host: db-1}", "      - slack.ops", retry)
+
+    view = run(engine, text)
+
+    assert view["status"] == "succeeded", view["error_summary"]
+    step = engine.step(view, "tell")
+    assert step["attempt"] == 2
+    kakao = step["output"]["output"]["results"][-1]
+    assert kakao["delivered_by"] == "fallback" and "earlier attempt" in kakao["note"]
+    assert kakao["fallback"]["delivered"] == 1
+    assert relay.count(SEND) == 1 and len(fallback_notes(relay)) == 1
+    assert relay.count("/slack/send") == 3
+
+
+TRACE = "tr-crashed-step:0"
+TARGET = {
+    "kakao": {
+        "provider": "relay",
+        "template_id": "ops_alert_v1",
+        "to": ["01012345678"],
+        "vars": {"host": "db-1"},
+        "fallback": ["slack.ops"],
+    }
+}
+
+
+def crashed_before_the_fallback(engine) -> list[str]:
+    """What an attempt that died between storing the failed send and its fallback left."""
+    from shared.domain.kakao import transport_failure
+    from shared.kakao.messages import Fallback, Origin, record_send
+
+    return record_send(
+        engine.tenant_id,
+        provider_key="relay",
+        template_id="ops_alert_v1",
+        result=transport_failure(DOWN, ["01012345678"], retryable=True),
+        to=["01012345678"],
+        trace_id=TRACE,
+        origin=Origin(),
+        fallback=Fallback(
+            ("send_error",), ("slack.ops",), {"values": {"host": "db-1"}, "severity": "warning"}
+        ),
+    )
+
+
+def retry_the_target(engine) -> dict:
+    """What the step's next attempt does with the target: the same trace id."""
+    from shared.kakao.notify import send_target
+    from shared.notifications import deliver
+    from shared.plugin_client import PluginClient
+
+    plugins = PluginClient(engine.settings)
+    return send_target(
+        plugins,
+        engine.tenant_id,
+        TARGET,
+        {"title": "db-1", "message": "db-1 is down", "severity": "warning"},
+        render=lambda text: text,
+        timeout_seconds=5,
+        send_fallback=lambda targets, note: deliver(
+            plugins, engine.tenant_id, targets, note, timeout_seconds=5
+        ),
+        trace_id=TRACE,
+    )
+
+
+def test_a_fallback_lost_in_a_crash_is_sent_once_by_the_step_retry(engine, relay):
+    from shared.db import connection
+
+    with connection():
+        crashed_before_the_fallback(engine)
+        first = retry_the_target(engine)
+        second = retry_the_target(engine)
+
+    assert relay.count(SEND) == 0
+    [note] = fallback_notes(relay)
+    assert note["target"] == "ops" and DOWN in note["message"] and "db-1" in note["message"]
+    for outcome in (first, second):
+        assert (outcome["ok"], outcome["delivered_by"]) == (True, "fallback")
+        assert outcome["error"] == DOWN and outcome["fallback"]["delivered"] == 1
+
+
+def test_a_lost_fallback_the_reconciler_sent_is_only_reported_by_the_step_retry(engine, relay):
+    from shared.db import connection
+    from shared.kakao.fallback import send_delivery_fallback
+    from shared.plugin_client import PluginClient
+
+    with connection():
+        [message_id] = crashed_before_the_fallback(engine)
+        sent = send_delivery_fallback(PluginClient(engine.settings), message_id)
+        again = send_delivery_fallback(PluginClient(engine.settings), message_id)
+        retried = retry_the_target(engine)
+
+    assert sent is not None and sent.delivered == 1 and again is None
+    assert len(fallback_notes(relay)) == 1 and relay.count(SEND) == 0
+    assert (retried["ok"], retried["delivered_by"]) == (True, "fallback")

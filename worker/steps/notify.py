@@ -7,7 +7,7 @@ fallback (see :mod:`shared.kakao.notify`).
 from __future__ import annotations
 
 from shared.domain.engine_rules import Outcome
-from shared.domain.templating import render
+from shared.domain.templating import render, render_value
 from shared.notifications import deliver
 from worker.steps.base import StepCall, StepFailure
 
@@ -27,7 +27,7 @@ def run_notify(call: StepCall) -> Outcome:
         call.run.tenant_id,
         list(params["targets"]),
         message,
-        render=lambda text: render(text, call.context),
+        render=lambda value: render_value(value, call.context),
         timeout_seconds=call.step.timeout_seconds,
         step_run_id=call.run.id,
         known_secrets=tuple(call.context.get("secrets", {}).values()),

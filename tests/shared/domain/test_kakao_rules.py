@@ -12,6 +12,7 @@ from shared.domain.kakao import (
     fallback_message,
     missing_vars,
     read_answer,
+    send_error_fallback_due,
 )
 
 TO = ["01011112222", "01033334444"]
@@ -103,3 +104,17 @@ def test_fallback_message_names_the_template_the_reason_and_the_vars():
     assert text["title"] == "[Kakao fallback] ops_alert_v1"
     assert "'mock' was not delivered: HTTP 503" in text["message"]
     assert "host: db-1" in text["message"] and TO[0] in text["message"]
+
+
+@pytest.mark.parametrize(
+    ("ok", "fallback_on", "targets", "due"),
+    [
+        (False, ("send_error",), ("slack.ops",), True),
+        (False, ("send_error", "delivery_failed"), ("slack.ops", "email:a@b.c"), True),
+        (True, ("send_error",), ("slack.ops",), False),
+        (False, ("delivery_failed",), ("slack.ops",), False),
+        (False, ("send_error",), (), False),
+    ],
+)
+def test_send_error_fallback_due(ok, fallback_on, targets, due):
+    assert send_error_fallback_due(ok, fallback_on, targets) is due
