@@ -22,14 +22,12 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from shared.directory import expand_phones
 from shared.domain.kakao import (
     DEFAULT_FALLBACK_ON,
     fallback_message,
-    missing_vars,
     send_error_fallback_due,
 )
-from shared.errors import ValidationError
+from shared.kakao.checks import check_send
 from shared.kakao.messages import (
     Fallback,
     Origin,
@@ -40,9 +38,7 @@ from shared.kakao.messages import (
     send_error_group,
     send_error_of,
 )
-from shared.kakao.providers import resolve_provider
 from shared.kakao.sending import send_alimtalk
-from shared.kakao.templates import required_vars, resolve_template
 from shared.keyring import keyring
 from shared.models import KakaoMessage
 from shared.plugin_client import PluginClient
@@ -200,24 +196,16 @@ def send_target(
         "template_id": template_id,
     }
     trace_id = trace_id or f"tr_{uuid.uuid4().hex}"
-    try:
-        provider = resolve_provider(tenant_id, provider_key)
-        template = resolve_template(tenant_id, provider_key, template_id)
-    except ValidationError as error:
-        return _failure(base, error.message)
     values = render(dict(spec.get("vars") or {}))
-    missing = missing_vars(required_vars(template), values)
-    if missing:
-        return _failure(
-            base,
-            f"template {template_id!r} needs vars that are missing: {', '.join(missing)}",
-            missing_vars=missing,
-        )
-    expansion = expand_phones(tenant_id, [render(item) for item in spec["to"]])
+    check = check_send(
+        tenant_id, provider_key, template_id, [render(item) for item in spec["to"]], values
+    )
+    expansion = check.expansion
     base.update(to=expansion.phones, missing_phones=expansion.missing)
-    if expansion.problems or not expansion.phones:
-        problem = "; ".join(expansion.problems) or "no recipient has a phone number"
-        return _failure(base, f"kakao to[]: {problem}")
+    if check.errors:
+        extra = {"missing_vars": check.missing_vars} if check.missing_vars else {}
+        return _failure(base, f"kakao refused: {check.summary()}", **extra)
+    provider = check.provider
 
     earlier = earlier_send(tenant_id, trace_id)
     if earlier:

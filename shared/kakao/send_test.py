@@ -9,52 +9,14 @@ from cryptography.fernet import MultiFernet
 
 from shared import audit
 from shared.db import write_transaction
-from shared.directory import expand_phones
-from shared.domain.kakao import missing_vars
 from shared.errors import ValidationError
+from shared.kakao.checks import check_send
 from shared.kakao.messages import Fallback, Origin, record_send
-from shared.kakao.providers import Provider, resolve_provider
 from shared.kakao.sending import send_alimtalk
-from shared.kakao.templates import required_vars, resolve_template
 from shared.plugin_client import PluginClient
 
 #: How long a send-test waits for the provider, in seconds.
 SEND_TEST_TIMEOUT_SECONDS = 15.0
-
-
-def _check(
-    tenant_id: str, provider_key: str, template_id: str, to: list[str], values: dict[str, Any]
-) -> tuple[Provider, Any]:
-    """Every problem of the request at once, as one ValidationError naming each field."""
-    errors: dict[str, Any] = {}
-    provider = template = None
-    try:
-        provider = resolve_provider(tenant_id, provider_key)
-    except ValidationError as error:
-        errors.update(error.errors["json"])
-    try:
-        template = resolve_template(tenant_id, provider_key, template_id)
-    except ValidationError as error:
-        errors.update(error.errors["json"])
-    if template is not None:
-        missing = missing_vars(required_vars(template), values)
-        if missing:
-            errors["vars"] = {name: [f"required by template {template_id!r}"] for name in missing}
-    expansion = expand_phones(tenant_id, to)
-    if expansion.problems:
-        errors["to"] = expansion.problems
-    elif not expansion.phones:
-        names = ", ".join(item["name"] for item in expansion.missing)
-        errors["to"] = [f"no phone numbers to send to (without a phone: {names or 'nobody'})"]
-    if errors:
-        lines = []
-        for field, messages in errors.items():
-            if isinstance(messages, dict):
-                lines.append(f"{field}: missing {', '.join(messages)}")
-            else:
-                lines.append(f"{field}: {' '.join(messages)}")
-        raise ValidationError("send-test refused: " + "; ".join(lines), errors={"json": errors})
-    return provider, expansion
 
 
 def send_test(
@@ -73,7 +35,12 @@ def send_test(
     Validation problems are one ValidationError (422); a provider failure is an
     answer with ``ok: false`` (the test did run).
     """
-    provider, expansion = _check(tenant_id, provider_key, template_id, to, values)
+    check = check_send(tenant_id, provider_key, template_id, to, values)
+    if check.errors:
+        raise ValidationError(
+            "send-test refused: " + check.summary(), errors={"json": check.errors}
+        )
+    provider, expansion = check.provider, check.expansion
     trace_id = f"test_{uuid.uuid4().hex}"
     result = send_alimtalk(
         plugins,
