@@ -233,14 +233,20 @@ def start_execution(
     )
 
 
+def _locked_execution(tenant_id: str, execution_id: str) -> Execution:
+    """The tenant's execution, locked for the transaction; NotFound (404) otherwise."""
+    execution = lock_for_update(
+        Execution.for_tenant(tenant_id).where(Execution.id == execution_id)
+    ).first()
+    if execution is None:
+        raise NotFound(f"execution {execution_id!r} not found")
+    return execution
+
+
 def cancel_execution(execution_id: str, tenant_id: str, *, actor: str, reason: str) -> Execution:
     """Cancel a queued, running or waiting execution; Conflict if it already ended."""
     with write_transaction():
-        execution = lock_for_update(
-            Execution.for_tenant(tenant_id).where(Execution.id == execution_id)
-        ).first()
-        if execution is None:
-            raise NotFound(f"execution {execution_id!r} not found")
+        execution = _locked_execution(tenant_id, execution_id)
         if execution.status not in ACTIVE_EXECUTION:
             raise Conflict(
                 f"execution {execution_id!r} already ended as {execution.status!r}; nothing to cancel"
@@ -263,11 +269,7 @@ def retry_execution(
 ) -> tuple[Execution, list[Wakeup]]:
     """Re-run a failed or timed-out execution from the step that ended it, keeping earlier outputs."""
     with write_transaction():
-        execution = lock_for_update(
-            Execution.for_tenant(tenant_id).where(Execution.id == execution_id)
-        ).first()
-        if execution is None:
-            raise NotFound(f"execution {execution_id!r} not found")
+        execution = _locked_execution(tenant_id, execution_id)
         if execution.status not in RETRYABLE_EXECUTION:
             raise Conflict(
                 f"execution {execution_id!r} is {execution.status!r}; only failed or timed_out executions can be retried"

@@ -160,6 +160,11 @@ def _lock_step_run(step_run_id: str) -> tuple[StepRun, Execution] | tuple[None, 
     return run, run.execution
 
 
+def _cancel_run(step_run_id: str, now: datetime) -> None:
+    """End a run whose execution ended under it (cancelled, or resolved at source)."""
+    update_row(StepRun, step_run_id, {"status": "cancelled", "ended_at": now, "lease_owner": None})
+
+
 def claim(
     step_run_id: str,
     owner: str,
@@ -181,9 +186,7 @@ def claim(
         if run is None or run.status in ENDED_STEP or run.status == "waiting_approval":
             return None, []
         if execution.status in ENDED_EXECUTION:
-            StepRun.update(status="cancelled", ended_at=now, lease_owner=None).where(
-                StepRun.id == run.id
-            ).execute()
+            _cancel_run(run.id, now)
             return None, []
         if run.status == "running" and run.lease_expires_at and run.lease_expires_at > now:
             return None, []
@@ -264,9 +267,7 @@ def complete(
             return False, []  # the lease expired and another worker took over: its result wins
         spec = spec_of_execution(execution)
         if execution.status not in ACTIVE_EXECUTION:
-            StepRun.update(status="cancelled", ended_at=now, lease_owner=None).where(
-                StepRun.id == run.id
-            ).execute()
+            _cancel_run(run.id, now)
             return True, []
         return True, _apply(
             execution, spec, run, outcome, now, known_secrets=known_secrets, inline=inline
