@@ -9,7 +9,7 @@ from typing import Any
 from shared import audit
 from shared.db import PreparedSelect, write_transaction
 from shared.domain.hook_request import HookRequest, stored_headers
-from shared.domain.templating import TemplateError, evaluate, render
+from shared.domain.templating import TRIGGER_BUDGET, TemplateError, evaluate, render
 from shared.domain.webhook_auth import WebhookAuthFailure, verify_webhook
 from shared.domain.workflow_spec import WebhookTrigger
 from shared.engine.executions import Started, cancel_execution, start_execution
@@ -112,11 +112,17 @@ def receive(
     if not workflow.enabled:
         raise Conflict(f"workflow {workflow_id!r} is disabled; enable it to accept triggers")
     context = _context(trigger, request)
+    # These run on the request thread for any sender: a small budget keeps a costly
+    # template from holding an API worker (and every tenant behind it).
     try:
         dedupe_key = (
-            render(trigger.dedupe_key, context).strip() or None if trigger.dedupe_key else None
+            render(trigger.dedupe_key, context, budget=TRIGGER_BUDGET).strip() or None
+            if trigger.dedupe_key
+            else None
         )
-        resolving = bool(trigger.resolve_when) and bool(evaluate(trigger.resolve_when, context))
+        resolving = bool(trigger.resolve_when) and bool(
+            evaluate(trigger.resolve_when, context, budget=TRIGGER_BUDGET)
+        )
     except TemplateError as error:
         raise ValidationError(f"trigger of workflow {workflow_id!r}: {error}") from None
     if resolving:

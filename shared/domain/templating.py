@@ -4,17 +4,26 @@ Templates (``"Disk full on {{ body.host }}"``) render to text; expressions
 (``body.severity == 'critical'``, bare or wrapped in one ``{{ }}``) evaluate to native
 values. Undefined names, sandbox refusals and runtime errors all become
 :class:`TemplateError`, whose message quotes the template. Rendered text, and every string
-or list built along the way, is capped at :data:`MAX_RENDER_CHARS`. Loops are bounded by
-``range``'s 100 000 items and by the caller's time limit, not here.
+or list built along the way, is capped at :data:`MAX_RENDER_CHARS`. The work one render
+may do is capped by a :class:`Budget`: every loop iteration, call, attribute or item read
+and operator is counted (a filter or call also counts the items of the lists it is
+given), and the wall time is checked at each count, so nested loops fail fast instead of
+hanging the caller. Trigger templates run on the API's request thread and get
+:data:`TRIGGER_BUDGET`; step templates get :data:`STEP_BUDGET`.
 """
 
 from __future__ import annotations
 
+import copy
 import difflib
 import functools
 import re
 import string
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import ChainableUndefined, StrictUndefined, Template, nodes
@@ -47,6 +56,26 @@ _TEMPLATE_FILE = "<template>"
 _LOADS = (nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)
 
 
+@dataclass(frozen=True)
+class Budget:
+    """The most work one render (or evaluation) may do: counted operations and wall time."""
+
+    #: Whose templates these are, for the error message ("trigger", "step").
+    name: str
+    #: Loop iterations, calls, attribute/item reads and operators, plus list items handed
+    #: to filters and calls.
+    operations: int
+    #: Wall time, in milliseconds; checked at every counted operation.
+    milliseconds: int
+
+
+#: Step templates (http, notify, approval, ``when``, condition expressions) in the worker.
+STEP_BUDGET = Budget("step", operations=250_000, milliseconds=5_000)
+#: ``dedupe_key`` and ``resolve_when``: they run on the API's request thread for every
+#: webhook sender, authenticated or not, so they get a small budget.
+TRIGGER_BUDGET = Budget("trigger", operations=10_000, milliseconds=250)
+
+
 class TemplateError(PermanentStepError):
     """A template or expression cannot compile or render; the message quotes it."""
 
@@ -57,6 +86,62 @@ class TemplateError(PermanentStepError):
 
 class _TooLarge(Exception):
     """A value would grow past MAX_RENDER_CHARS."""
+
+
+class _OverBudget(Exception):
+    """A render did more work than its Budget allows."""
+
+
+class _Meter:
+    """What is left of one render's Budget."""
+
+    __slots__ = ("budget", "deadline", "left")
+
+    def __init__(self, budget: Budget) -> None:
+        self.budget = budget
+        self.left = budget.operations
+        self.deadline = time.monotonic() + budget.milliseconds / 1000
+
+    def spend(self, operations: int) -> None:
+        self.left -= operations
+        if self.left < 0:
+            raise _OverBudget(
+                f"it does more than {self.budget.operations} operations (loop iterations, calls, "
+                f"reads), the limit for {self.budget.name} templates; make it simpler"
+            )
+        if time.monotonic() > self.deadline:
+            raise _OverBudget(
+                f"it runs for more than {self.budget.milliseconds} ms, the limit for "
+                f"{self.budget.name} templates; make it simpler"
+            )
+
+
+# The meter of the render running in this thread (or task); None outside any render.
+_METER: ContextVar[_Meter | None] = ContextVar("template_meter", default=None)
+
+
+def _spend(operations: int = 1) -> None:
+    meter = _METER.get()
+    if meter is not None:
+        meter.spend(operations)
+
+
+def _items(values: Iterable[Any]) -> int:
+    """How many list, dict and range items ``values`` hold: the work a call over them may do."""
+    return sum(len(value) for value in values if isinstance(value, (list, tuple, dict, set, range)))
+
+
+@contextmanager
+def _metered(budget: Budget) -> Iterator[None]:
+    """Count the work done inside against ``budget``; inside another render, share its meter."""
+    if _METER.get() is not None:
+        yield
+        return
+    token = _METER.set(_Meter(budget))
+    try:
+        yield
+    finally:
+        _METER.reset(token)
 
 
 def _size(value: Any) -> int:
@@ -202,8 +287,33 @@ def _guard_sum(iterable: Any, *args: Any, **kwargs: Any) -> None:
         _refuse_over(_size(iterable) + _size(kwargs.get("start", 0)), "the sum")
 
 
+def _metered_filter(original: Callable[..., Any]) -> Callable[..., Any]:
+    """Jinja filter ``original``, charged one operation plus the items of its arguments."""
+    pass_arg = getattr(original, "jinja_pass_arg", None)  # set by @pass_eval_context & co.
+
+    def metered(*args: Any, **kwargs: Any) -> Any:
+        _spend(1 + _items(args[1:] if pass_arg else args) + _items(kwargs.values()))
+        return original(*args, **kwargs)
+
+    if pass_arg is not None:
+        metered.jinja_pass_arg = pass_arg  # type: ignore[attr-defined]
+    return metered
+
+
+def _counted_body(node: nodes.For) -> nodes.For:
+    """``node`` with a call to ``environment.count_iteration()`` first in its body."""
+    tick = nodes.Call(nodes.EnvironmentAttribute("count_iteration"), [], [], None, None)
+    counted = copy.copy(node)
+    counted.body = [nodes.ExprStmt(tick, lineno=node.lineno), *node.body]
+    return counted
+
+
 class _CodeGenerator(CodeGenerator):
-    """Compiles ``a ~ b`` to a call that refuses text over the cap."""
+    """Compiles ``a ~ b`` to a call that refuses text over the cap, and counts loop iterations."""
+
+    def visit_For(self, node: nodes.For, frame: Any) -> None:  # noqa: N802 - Jinja's name
+        # Every iteration, recursive loops included, goes through the sandbox's call().
+        super().visit_For(_counted_body(node), frame)
 
     @optimizeconst
     def visit_Concat(self, node: nodes.Concat, frame: Any) -> None:  # noqa: N802 - Jinja's name
@@ -221,15 +331,29 @@ class _Undefined(ChainableUndefined, StrictUndefined):
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
-    """The sandbox, with size guards on operators, string methods and growing filters."""
+    """The sandbox, with size guards on operators, string methods and growing filters.
+
+    Every loop iteration, call, attribute or item read and intercepted operator is charged
+    to the running render's meter (see :class:`Budget`).
+    """
 
     code_generator_class = _CodeGenerator
     intercepted_binops = frozenset(_BINOPS)
 
     def call_binop(self, context: Any, operator_: str, left: Any, right: Any) -> Any:
+        _spend()
         return _BINOPS[operator_](left, right)
 
+    @staticmethod
+    def count_iteration() -> None:
+        """Called first in every loop iteration; the call itself is what is charged."""
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        _spend()
+        return super().getitem(obj, argument)
+
     def getattr(self, obj: Any, attribute: str) -> Any:
+        _spend()
         if isinstance(obj, Undefined):
             return obj  # keep the first failure's message: it names what is missing
         # Also refuse ``body._key``: a dotted name starting with "_" reads like an attribute.
@@ -253,6 +377,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         return checked
 
     def call(self, context: Any, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+        _spend(1 + _items(args) + _items(kwargs.values()))
         owner = getattr(obj, "__self__", None)
         if isinstance(owner, (str, bytes)):
             args = _check_str_method(owner, getattr(obj, "__name__", ""), args, kwargs)
@@ -262,6 +387,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
     def concat(values: Iterable[Any]) -> str:
         """Join ``a ~ b`` and block output (macros, ``{% set %}`` blocks), capped."""
         parts = [str(value) for value in values]
+        _spend()
         _refuse_over(sum(map(len, parts)), "the joined text")
         return "".join(parts)
 
@@ -281,6 +407,7 @@ _ENV.filters.update(
         "sum": _bounded_filter("sum", _guard_sum),
     }
 )
+_ENV.filters = {name: _metered_filter(original) for name, original in _ENV.filters.items()}
 _KNOWN_GLOBALS = frozenset(_ENV.globals)
 
 
@@ -308,6 +435,8 @@ def _failure(error: Exception, source: str) -> TemplateError:
         message = f"unsafe access refused in {where}: {str(error).rstrip('.')}"
     elif isinstance(error, _TooLarge):
         message = f"output too large in {where}: {error}"
+    elif isinstance(error, _OverBudget):
+        message = f"too much work in {where}: {error}"
     elif isinstance(error, TemplateSyntaxError):
         message = f"template syntax error in {where}: {error.message}"
     elif isinstance(error, JinjaError):
@@ -344,8 +473,11 @@ def _require_text(text: Any) -> None:
         raise TemplateError(f"expected template text, got {type(text).__name__}", source=repr(text))
 
 
-def render(template: str, context: Mapping[str, Any]) -> str:
-    """``template`` rendered against ``context``: at most MAX_RENDER_CHARS characters."""
+def render(template: str, context: Mapping[str, Any], *, budget: Budget = STEP_BUDGET) -> str:
+    """``template`` rendered against ``context``: at most MAX_RENDER_CHARS characters.
+
+    The render may do at most ``budget``'s work; beyond it, TemplateError says so.
+    """
     _require_text(template)
     if "{" not in template:
         if len(template) > MAX_RENDER_CHARS:
@@ -355,23 +487,32 @@ def render(template: str, context: Mapping[str, Any]) -> str:
     parts: list[str] = []
     size = 0
     try:
-        for part in compiled.generate(context):
-            size += len(part)
-            _refuse_over(size, "the rendered text")
-            parts.append(part)
+        with _metered(budget):
+            for part in compiled.generate(context):
+                size += len(part)
+                _refuse_over(size, "the rendered text")
+                parts.append(part)
     except Exception as error:
         raise _failure(error, template) from error
     return "".join(parts)
 
 
-def render_value(value: Any, context: Mapping[str, Any]) -> Any:
-    """``value`` with every string inside it (dict values, list items) rendered; keys are not."""
+def render_value(value: Any, context: Mapping[str, Any], *, budget: Budget = STEP_BUDGET) -> Any:
+    """``value`` with every string inside it (dict values, list items) rendered; keys are not.
+
+    All the strings share one ``budget``.
+    """
+    with _metered(budget):
+        return _render_each(value, context)
+
+
+def _render_each(value: Any, context: Mapping[str, Any]) -> Any:
     if isinstance(value, str):
         return render(value, context)
     if isinstance(value, Mapping):
-        return {key: render_value(item, context) for key, item in value.items()}
+        return {key: _render_each(item, context) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return type(value)(render_value(item, context) for item in value)
+        return type(value)(_render_each(item, context) for item in value)
     return value
 
 
@@ -388,12 +529,16 @@ def _settled(value: Any) -> Any:
     return value
 
 
-def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
-    """The native value of ``expression`` (bare, or wrapped in one ``{{ }}``) in ``context``."""
+def evaluate(expression: str, context: Mapping[str, Any], *, budget: Budget = STEP_BUDGET) -> Any:
+    """The native value of ``expression`` (bare, or wrapped in one ``{{ }}``) in ``context``.
+
+    The evaluation may do at most ``budget``'s work; beyond it, TemplateError says so.
+    """
     _require_text(expression)
     compiled = _expression(expression)
     try:
-        return _settled(compiled(context))
+        with _metered(budget):
+            return _settled(compiled(context))
     except Exception as error:
         raise _failure(error, expression) from error
 
@@ -484,6 +629,9 @@ def referenced_steps(text: str, *, expression: bool = False) -> set[str]:
 __all__ = [
     "CONTEXT_NAMES",
     "MAX_RENDER_CHARS",
+    "STEP_BUDGET",
+    "TRIGGER_BUDGET",
+    "Budget",
     "TemplateError",
     "check_expression",
     "check_template",

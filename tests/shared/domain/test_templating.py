@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -9,6 +10,9 @@ import pytest
 from shared.domain.templating import (
     CONTEXT_NAMES,
     MAX_RENDER_CHARS,
+    STEP_BUDGET,
+    TRIGGER_BUDGET,
+    Budget,
     TemplateError,
     check_expression,
     check_template,
@@ -176,6 +180,80 @@ def test_sandbox_escapes_are_refused(template, message):
 def test_output_and_blowups_are_capped(template):
     with pytest.raises(TemplateError, match="output too large in"):
         render(template, CONTEXT)
+
+
+# Each would run for seconds (most for hours) unbounded while writing little output.
+EXPENSIVE = [
+    "{% for a in range(3000) %}{% for b in range(3000) %}{% endfor %}{% endfor %}",
+    "{% for a in range(100000) %}{% for b in range(100000) %}{% set c = a + b %}{% endfor %}"
+    "{% endfor %}",
+    "{% for a in body.many %}{% for b in body.many %}{% if a == b %}{% endif %}{% endfor %}"
+    "{% endfor %}",
+    "{% for a in range(300) recursive %}{% if loop.depth < 4 %}{{ loop(range(300)) }}{% endif %}"
+    "{% endfor %}",
+    "{% macro m(n) %}{% if n %}{{ m(n - 1) }}{{ m(n - 1) }}{% endif %}{% endmacro %}{{ m(40) }}",
+    "{% for i in range(3000) %}{{ (range(100000) | list | sort)[0] }}{% endfor %}",
+    "{% for i in range(3000) %}{{ body.many | map('string') | join | length }}{% endfor %}",
+    "{% for i in range(3000) %}{{ {}.fromkeys(body.many) | length }}{% endfor %}",
+]
+BIG = {"body": {"many": list(range(3000))}}
+
+
+@pytest.mark.parametrize("template", EXPENSIVE, ids=lambda template: template[:48])
+def test_work_is_bounded_by_the_trigger_budget(template):
+    started = time.monotonic()
+    with pytest.raises(TemplateError, match="too much work in .* the limit for trigger templates"):
+        render(template, BIG, budget=TRIGGER_BUDGET)
+
+    assert time.monotonic() - started < 1
+
+
+def test_step_templates_have_a_larger_budget_and_still_end():
+    started = time.monotonic()
+    with pytest.raises(TemplateError, match="too much work in .* the limit for step templates"):
+        render(EXPENSIVE[0], {})  # the default budget
+
+    assert time.monotonic() - started < STEP_BUDGET.milliseconds / 1000 + 1
+    assert render(EXPENSIVE[0].replace("3000", "100"), {}) == ""
+
+
+def test_expressions_are_bounded_too():
+    with pytest.raises(TemplateError, match="more than 10000 operations"):
+        evaluate("range(100000) | list | sort | first", BIG, budget=TRIGGER_BUDGET)
+
+
+def test_the_wall_clock_bounds_what_the_count_allows():
+    slow = Budget("test", operations=10**9, milliseconds=50)
+    started = time.monotonic()
+
+    with pytest.raises(TemplateError, match="runs for more than 50 ms, the limit for test"):
+        render(EXPENSIVE[0], {}, budget=slow)
+
+    assert time.monotonic() - started < 1
+
+
+def test_render_value_shares_one_budget_across_its_strings():
+    small = Budget("test", operations=40, milliseconds=1000)
+    one = "{% for i in range(10) %}{{ i }}{% endfor %}"
+
+    assert render(one, {}, budget=small) == "0123456789"
+    with pytest.raises(TemplateError, match="more than 40 operations"):
+        render_value({"a": one, "b": [one, one, one]}, {}, budget=small)
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ body.alert.fingerprint }}",
+        "{{ body.alerts | map(attribute='labels.host') | sort | join(',') }}",
+        "{% for alert in body.alerts %}{{ alert.labels.host }}:{{ loop.index }};{% endfor %}",
+    ],
+)
+def test_trigger_budget_fits_ordinary_dedupe_keys(template):
+    alerts = [{"labels": {"host": f"web-{index}"}} for index in range(500)]
+    context = {"body": {"alert": {"fingerprint": "f1"}, "alerts": alerts}}
+
+    assert render(template, context, budget=TRIGGER_BUDGET)
 
 
 def test_output_up_to_the_cap_renders():
