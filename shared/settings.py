@@ -222,6 +222,12 @@ class Settings:
         30,
         "Longest an idle Dramatiq worker waits between polls of Redis, in ms (Dramatiq's own default is 1000; lower means faster pick-up and more idle CPU).",
     )
+    max_steps_per_workflow: int = _env(
+        "MAX_STEPS_PER_WORKFLOW",
+        _positive_int,
+        500,
+        "Most steps one workflow may have; a larger upload is refused (422) naming the limit.",
+    )
     plugin_token: str = _env(
         "PLUGIN_TOKEN",
         _text,

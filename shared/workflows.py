@@ -5,17 +5,25 @@ from __future__ import annotations
 from shared import audit
 from shared.db import write_transaction
 from shared.domain.engine_rules import ACTIVE_EXECUTION
-from shared.domain.workflow_spec import SpecInvalid, parse_workflow
+from shared.domain.workflow_spec import DEFAULT_MAX_STEPS, SpecInvalid, parse_workflow
 from shared.errors import Conflict, ValidationError
 from shared.models import Execution, Workflow, WorkflowVersion, utcnow
 
 
 def put_workflow(
-    tenant_id: str, workflow_id: str, text: str, *, actor: str
+    tenant_id: str,
+    workflow_id: str,
+    text: str,
+    *,
+    actor: str,
+    max_steps: int | None = DEFAULT_MAX_STEPS,
 ) -> tuple[Workflow, bool, bool]:
-    """Create or update from YAML; (workflow, created, changed). ValidationError lists every problem."""
+    """Create or update from YAML; (workflow, created, changed). ValidationError lists every problem.
+
+    More than ``max_steps`` steps (None: no limit) is one of the problems.
+    """
     try:
-        spec = parse_workflow(text)
+        spec = parse_workflow(text, max_steps=max_steps)
     except SpecInvalid as invalid:
         problems = [
             {

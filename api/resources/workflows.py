@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-from flask import request
+from flask import current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -83,7 +83,13 @@ class WorkflowById(MethodView):
     def put(self, workflow_id: str) -> Any:
         """Create or update a workflow from YAML; every change is a new version."""
         text = request.get_data(cache=True).decode("utf-8", errors="replace")
-        workflow, created, changed = put_workflow(tenant_id(), workflow_id, text, actor=actor())
+        workflow, created, changed = put_workflow(
+            tenant_id(),
+            workflow_id,
+            text,
+            actor=actor(),
+            max_steps=current_app.config["SETTINGS"].max_steps_per_workflow,
+        )
         view = {
             name: getattr(workflow, name)
             for name in (

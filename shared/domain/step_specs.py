@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -97,7 +98,8 @@ class Scope:
     """What a template may read where it is written: context names and earlier steps."""
 
     names: frozenset[str] = CONTEXT_NAMES
-    earlier_steps: frozenset[str] = frozenset()
+    #: Ids of the steps before this one (a set or a dict's keys view).
+    earlier_steps: AbstractSet[str] = frozenset()
     #: The keys of the workflow's ``vars``; None when they are unknown (not checked).
     variables: frozenset[str] | None = None
 

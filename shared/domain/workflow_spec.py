@@ -58,6 +58,9 @@ TRIGGER_TYPES = ("webhook", "cron")
 DEFAULT_TIMEOUT_SECONDS = {"http": 30, "notify": 30, "condition": 10, "approval": 86_400}
 #: Most values a document may expand to (YAML aliases can multiply a small file).
 MAX_DOCUMENT_VALUES = 100_000
+#: Most steps a workflow may have when the caller sets no limit of its own (the API uses
+#: AISOPSFLOW_MAX_STEPS_PER_WORKFLOW).
+DEFAULT_MAX_STEPS = 500
 #: The context ``dedupe_key`` and ``resolve_when`` see: the request, before any step runs.
 TRIGGER_NAMES = frozenset({"body", "headers", "query", "trigger"})
 
@@ -250,14 +253,63 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _constru
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_seq)
 
 
-def _load(text: str) -> tuple[Any, list[SpecProblem]]:
+def _too_many_steps(max_steps: int) -> str:
+    return (
+        f"has more than {max_steps} steps, the most a workflow may have "
+        "(AISOPSFLOW_MAX_STEPS_PER_WORKFLOW); split it into smaller workflows"
+    )
+
+
+class _TooManySteps(Exception):
+    """The top-level ``steps`` list passed the limit while the YAML was being read."""
+
+    def __init__(self, mark: yaml.Mark) -> None:
+        super().__init__("too many steps")
+        self.mark = mark
+
+
+class _StepCountingLoader(_Loader):
+    """A _Loader that stops as soon as the top-level ``steps`` list passes ``max_steps``.
+
+    Reading YAML costs far more than anything after it, so an upload with 20 000 steps is
+    refused after reading ``max_steps`` of them, not all. (An alias as the steps list is
+    not counted here; :func:`_read_steps` counts it.)
+    """
+
+    def __init__(self, text: str, max_steps: int) -> None:
+        super().__init__(text)
+        self.max_steps = max_steps
+        self._depth = 0  # 1 while composing the root's keys and values, 2 inside those
+        self._in_steps = False
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        if self._in_steps and self._depth == 2 and isinstance(index, int):
+            if index >= self.max_steps:
+                raise _TooManySteps(self.peek_event().start_mark)
+        opens_steps = (
+            self._depth == 1 and isinstance(index, yaml.ScalarNode) and index.value == "steps"
+        )
+        self._depth += 1
+        self._in_steps = self._in_steps or opens_steps
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+            if opens_steps:
+                self._in_steps = False
+
+
+def _load(text: str, max_steps: int | None = None) -> tuple[Any, list[SpecProblem]]:
     """The document, or the problems that stop it from being read at all."""
     try:
-        loader = _Loader(text)
+        loader = _Loader(text) if max_steps is None else _StepCountingLoader(text, max_steps)
         try:
             document = loader.get_single_data()
         finally:
             loader.dispose()
+    except _TooManySteps as error:
+        place = (error.mark.line + 1, error.mark.column + 1)
+        return None, [SpecProblem("steps", _too_many_steps(max_steps or 0), *place)]
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         problem = getattr(error, "problem", None) or str(error)
@@ -295,15 +347,17 @@ def _duplicate_keys(document: _Map) -> list[SpecProblem] | None:
 # ---- the document -------------------------------------------------------------------------
 
 
-def _read_document(text: str) -> tuple[WorkflowSpec | None, list[SpecProblem]]:
+def _read_document(
+    text: str, max_steps: int | None
+) -> tuple[WorkflowSpec | None, list[SpecProblem]]:
     try:
-        return _read(text)
+        return _read(text, max_steps)
     except RecursionError:  # PyYAML and the checks recurse once per level of nesting
         return None, [SpecProblem("", "the document is nested too deeply to read")]
 
 
-def _read(text: str) -> tuple[WorkflowSpec | None, list[SpecProblem]]:
-    document, problems = _load(text)
+def _read(text: str, max_steps: int | None) -> tuple[WorkflowSpec | None, list[SpecProblem]]:
+    document, problems = _load(text, max_steps)
     if document is None:
         return None, problems
     top = Fields(document, Spot(""), problems)
@@ -318,7 +372,7 @@ def _read(text: str) -> tuple[WorkflowSpec | None, list[SpecProblem]]:
         variables = plain(vars_fields.mapping)
     known_vars = None if "vars" in top and vars_fields is None else frozenset(variables)
     triggers = _read_triggers(top)
-    steps = _read_steps(top, Scope(variables=known_vars))
+    steps = _read_steps(top, Scope(variables=known_vars), max_steps)
     top.finish()
     if problems:
         return None, sorted(problems, key=lambda problem: (problem.line or 0, problem.column or 0))
@@ -328,17 +382,21 @@ def _read(text: str) -> tuple[WorkflowSpec | None, list[SpecProblem]]:
     return spec, []
 
 
-def parse_workflow(text: str) -> WorkflowSpec:
-    """The workflow in YAML ``text``; SpecInvalid lists every problem when it is not valid."""
-    spec, problems = _read_document(text)
+def parse_workflow(text: str, *, max_steps: int | None = DEFAULT_MAX_STEPS) -> WorkflowSpec:
+    """The workflow in YAML ``text``; SpecInvalid lists every problem when it is not valid.
+
+    More than ``max_steps`` steps is a problem; None means no limit (for versions already
+    stored, which were checked when they were uploaded).
+    """
+    spec, problems = _read_document(text, max_steps)
     if spec is None:
         raise SpecInvalid(problems)
     return spec
 
 
-def validate_document(text: str) -> list[SpecProblem]:
+def validate_document(text: str, *, max_steps: int | None = DEFAULT_MAX_STEPS) -> list[SpecProblem]:
     """Every problem found in a workflow YAML document; empty when it is valid."""
-    return _read_document(text)[1]
+    return _read_document(text, max_steps)[1]
 
 
 # ---- triggers -----------------------------------------------------------------------------
@@ -465,14 +523,21 @@ def _read_cron(fields: Fields) -> CronTrigger:
 # ---- steps --------------------------------------------------------------------------------
 
 
-def _read_steps(top: Fields, workflow_scope: Scope) -> list[Step]:
+def _read_steps(top: Fields, workflow_scope: Scope, max_steps: int | None) -> list[Step]:
     steps: list[Step] = []
     earlier: dict[str, str] = {}
-    for item, spot in top.items("steps", required=True, non_empty=True) or []:
+    items = top.items("steps", required=True, non_empty=True) or []
+    if max_steps is not None and len(items) > max_steps:
+        top.report("steps", _too_many_steps(max_steps))
+        return steps
+    # A live view, not a copy per step (that was quadratic): each step is checked before
+    # its own id is added, so the view holds exactly the earlier steps.
+    scope = replace(workflow_scope, earlier_steps=earlier.keys())
+    for item, spot in items:
         fields = Fields.of(item, spot, top.problems)
         if fields is None:
             continue
-        step = _read_step(fields, replace(workflow_scope, earlier_steps=frozenset(earlier)))
+        step = _read_step(fields, scope)
         step_id = fields.mapping.get("id")
         if isinstance(step_id, str) and step_id in earlier:
             fields.report("id", f"duplicate step id {step_id!r} (first used by {earlier[step_id]})")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -362,3 +363,41 @@ def test_alertmanager_example_reads_firing_and_resolved_payloads():
     assert evaluate(spec.step("firing").params["expr"], firing) is True
     assert evaluate(spec.step("firing").params["expr"], resolved) is False
     assert evaluate(hook.resolve_when, resolved) is True
+
+
+def conditions(count: int) -> str:
+    return "".join(
+        f"  - {{id: s{index}, type: condition, expr: 'true'}}\n" for index in range(count)
+    )
+
+
+def test_more_steps_than_the_limit_is_one_problem_naming_it():
+    [problem] = validate_document(workflow(conditions(4)), max_steps=3)
+
+    assert problem.path == "steps" and problem.line == 9  # the first step too many
+    assert "more than 3 steps" in problem.message
+    assert "AISOPSFLOW_MAX_STEPS_PER_WORKFLOW" in problem.message
+    assert validate_document(workflow(conditions(3)), max_steps=3) == []
+    assert validate_document(workflow(conditions(501))) != []  # DEFAULT_MAX_STEPS
+    assert len(parse_workflow(workflow(conditions(501)), max_steps=None).steps) == 501
+
+
+def test_steps_given_by_an_alias_are_counted_too():
+    text = (
+        f"id: wf\nname: WF\nvars:\n  many: &many\n{conditions(4).replace('  - ', '    - ')}"
+        "triggers:\n  - type: webhook\nsteps: *many\n"
+    )
+
+    [problem] = validate_document(text, max_steps=3)
+
+    assert problem.path == "steps" and "more than 3 steps" in problem.message
+
+
+def test_reading_stops_at_the_limit_so_a_huge_list_is_refused_quickly():
+    text = workflow(conditions(20_000))
+    started = time.monotonic()
+
+    [problem] = validate_document(text, max_steps=500)
+
+    assert time.monotonic() - started < 2  # reading all 20 000 steps takes tens of seconds
+    assert problem.path == "steps" and problem.line == 6 + 500
