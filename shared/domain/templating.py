@@ -26,15 +26,15 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-from jinja2 import ChainableUndefined, StrictUndefined, Template, nodes
+from jinja2 import ChainableUndefined, StrictUndefined, Template, nodes, pass_context
 from jinja2 import TemplateError as JinjaError
 from jinja2.compiler import CodeGenerator, optimizeconst
 from jinja2.environment import TemplateExpression
 from jinja2.exceptions import SecurityError, TemplateSyntaxError
 from jinja2.filters import FILTERS
-from jinja2.meta import find_undeclared_variables
+from jinja2.meta import TrackingCodeGenerator
 from jinja2.parser import Parser
-from jinja2.runtime import Undefined
+from jinja2.runtime import Context, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from shared.errors import PermanentStepError
@@ -287,16 +287,30 @@ def _guard_sum(iterable: Any, *args: Any, **kwargs: Any) -> None:
         _refuse_over(_size(iterable) + _size(kwargs.get("start", 0)), "the sum")
 
 
+# What a filter marked @pass_context, @pass_eval_context or @pass_environment is given first.
+_PASSED: dict[str | None, Callable[[Context], tuple]] = {
+    None: lambda context: (),
+    "context": lambda context: (context,),
+    "eval_context": lambda context: (context.eval_ctx,),
+    "environment": lambda context: (context.environment,),
+}
+
+
 def _metered_filter(original: Callable[..., Any]) -> Callable[..., Any]:
-    """Jinja filter ``original``, charged one operation plus the items of its arguments."""
+    """Jinja filter ``original``, charged one operation plus the items of its arguments.
+
+    Taking the render's context also keeps Jinja from calling it while compiling: its
+    constant folding would run filters outside any budget, in time cubic in the length of
+    a filter chain (100 filters took 10 s to compile, at upload).
+    """
     pass_arg = getattr(original, "jinja_pass_arg", None)  # set by @pass_eval_context & co.
+    passed = _PASSED[pass_arg.name if pass_arg is not None else None]
 
-    def metered(*args: Any, **kwargs: Any) -> Any:
-        _spend(1 + _items(args[1:] if pass_arg else args) + _items(kwargs.values()))
-        return original(*args, **kwargs)
+    @pass_context
+    def metered(context: Context, *args: Any, **kwargs: Any) -> Any:
+        _spend(1 + _items(args) + _items(kwargs.values()))
+        return original(*passed(context), *args, **kwargs)
 
-    if pass_arg is not None:
-        metered.jinja_pass_arg = pass_arg  # type: ignore[attr-defined]
     return metered
 
 
@@ -392,7 +406,9 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         return "".join(parts)
 
 
-_ENV = _Sandbox(undefined=_Undefined, autoescape=False)
+# Jinja's optimizer re-walks each expression's subtree at every level: quadratic in how
+# deeply expressions nest, and all it saves is folding constants, which we do not need.
+_ENV = _Sandbox(undefined=_Undefined, autoescape=False, optimized=False)
 del _ENV.globals["lipsum"]  # random prose with a size argument: no use here, a way to blow up
 _ENV.policies["json.dumps_kwargs"] = {"sort_keys": True, "ensure_ascii": False, "default": str}
 _ENV.filters.update(
@@ -546,6 +562,23 @@ def evaluate(expression: str, context: Mapping[str, Any], *, budget: Budget = ST
 # ---- static checks -------------------------------------------------------------------------
 
 
+class _UndeclaredNames(TrackingCodeGenerator):
+    """``jinja2.meta.find_undeclared_variables``'s tracker, without Jinja's optimizer."""
+
+    def __init__(self, environment: Any) -> None:
+        CodeGenerator.__init__(
+            self, environment, "<introspection>", "<introspection>", optimized=False
+        )
+        self.undeclared_identifiers: set[str] = set()
+
+
+def _undeclared(tree: nodes.Template) -> set[str]:
+    """The context names template ``tree`` reads."""
+    tracker = _UndeclaredNames(_ENV)
+    tracker.visit(tree)
+    return tracker.undeclared_identifiers
+
+
 @functools.lru_cache(maxsize=1024)
 def _analysis(text: str, expression: bool) -> tuple[frozenset[str], tuple[str, ...], tuple]:
     """(names read from the context, problems seen in the tree, the tree) of valid ``text``."""
@@ -557,7 +590,7 @@ def _analysis(text: str, expression: bool) -> tuple[frozenset[str], tuple[str, .
     else:
         _template(text)
         tree = _ENV.parse(text)
-        names = find_undeclared_variables(tree)
+        names = _undeclared(tree)
     private = [node.attr for node in tree.find_all(nodes.Getattr) if node.attr.startswith("_")]
     problems = []
     if private:

@@ -232,6 +232,21 @@ def test_the_wall_clock_bounds_what_the_count_allows():
     assert time.monotonic() - started < 1
 
 
+def test_filters_on_constants_are_counted_when_rendering_not_run_when_compiling():
+    small = Budget("test", operations=100, milliseconds=1000)
+
+    with pytest.raises(TemplateError, match="more than 100 operations"):
+        render("{{ [0] | batch(60000, 0) | first | join | length }}", {}, budget=small)
+
+
+def test_a_long_filter_chain_is_checked_in_linear_time():
+    chain = "{{ body.x" + " | string" * 150 + " }}"  # Jinja's optimizer took ~20 s here
+    started = time.monotonic()
+
+    assert check_template(chain) == []
+    assert time.monotonic() - started < 2
+
+
 def test_render_value_shares_one_budget_across_its_strings():
     small = Budget("test", operations=40, milliseconds=1000)
     one = "{% for i in range(10) %}{{ i }}{% endfor %}"
