@@ -57,8 +57,8 @@ def store_without_checking(tenant_id: str, text: str) -> int:
     return workflow.id
 
 
-def test_ticks_go_on_firing_while_a_large_workflow_is_parsed(make_settings):
-    settings = make_settings()
+def test_ticks_go_on_firing_while_a_large_workflow_is_parsed(make_settings, database_url):
+    settings = make_settings(database_url=database_url)  # the parse reads on its own connection
     prepare(settings)
     client = redis.Redis.from_url(settings.resolved_redis_url)
     with connection():
