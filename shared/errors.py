@@ -85,6 +85,12 @@ class ServiceUnavailable(AisOpsFlowError):
     status_code = 503
 
 
+class OutboundRefused(AisOpsFlowError):
+    """A URL a tenant controls leads where the outbound policy forbids; the message names the setting."""
+
+    status_code = 422
+
+
 class SecretKeyError(AisOpsFlowError):
     """A stored secret cannot be decrypted with the configured keys."""
 

@@ -247,11 +247,17 @@ class Settings:
         "",
         "Where Core reaches each plugin, `name=url` comma-separated (e.g. `slack=http://plugin-slack:8091`). Unset: `http://<PLUGIN_HOST>:<port>` as `aisopsflow up` starts them.",
     )
+    outbound_allowed_networks: str = _env(
+        "OUTBOUND_ALLOWED_NETWORKS",
+        _networks,
+        "",
+        "saas mode: internal networks (CIDRs, comma-separated) that URLs a tenant controls (http steps, Teams webhook URLs, Kakao providers) may reach; every other loopback, private, link-local or reserved address is refused.",
+    )
     kakao_provider_networks: str = _env(
         "KAKAO_PROVIDER_NETWORKS",
         _networks,
         "",
-        "saas mode: internal networks (CIDRs, comma-separated) a tenant's Kakao provider may be in; every other loopback, private or link-local address is refused.",
+        "saas mode: more internal networks (CIDRs, comma-separated) a tenant's Kakao provider may be in, on top of AISOPSFLOW_OUTBOUND_ALLOWED_NETWORKS.",
     )
     token_ttl_seconds: int = _env(
         "TOKEN_TTL_SECONDS",

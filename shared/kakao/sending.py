@@ -8,7 +8,8 @@ from cryptography.fernet import MultiFernet
 
 from shared.domain.kakao import SendResult, read_answer, transport_failure
 from shared.errors import ChannelError
-from shared.kakao.providers import Provider, internal_address_problem, provider_token
+from shared.kakao.providers import Provider, provider_token
+from shared.outbound import OutboundPolicy
 from shared.plugin_client import PluginClient
 
 #: Path of the send call on every provider.
@@ -33,15 +34,6 @@ def send_alimtalk(
     trace_id}``; the bearer token is the provider's stored credential, or the shared
     plugin token for ``plugin_token`` providers. ``ring`` decrypts the credential.
     """
-    if provider.auth != "plugin_token" and plugins.settings.mode == "saas":
-        # Checked at registration too; a name can be re-pointed after that.
-        problem = internal_address_problem(
-            provider.base_url, plugins.settings.kakao_provider_networks
-        )
-        if problem is not None:
-            return transport_failure(
-                f"Kakao provider {provider.key!r} refused: base_url {problem}", to, retryable=False
-            )
     token = provider_token(ring, tenant_id, provider, plugins.token)
     if not token:
         return transport_failure(
@@ -65,6 +57,10 @@ def send_alimtalk(
             timeout_seconds=timeout_seconds,
             who=f"Kakao provider {provider.key!r}",
             token=token,
+            # A tenant's own provider is a URL the tenant chose; the operator's is not.
+            outbound=None
+            if provider.auth == "plugin_token"
+            else OutboundPolicy.for_kakao_providers(plugins.settings),
         )
     except ChannelError as error:
         return transport_failure(error.message, to, retryable=error.retryable)
