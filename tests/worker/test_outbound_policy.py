@@ -191,6 +191,8 @@ def test_allowed_networks_are_reached_but_a_redirect_out_of_them_is_refused(engi
     fetched = run(engine, "fetch", f"{servers['v4'].url}/data")
     told = run(engine, "tell", teams.fake.url + HOOK)
     redirected = run(engine, "fetch", f"{servers['v4'].url}/go")
+    # A webhook answering with a redirect: the Teams plugin does not follow it in saas.
+    told_away = run(engine, "tell", f"{servers['v4'].url}/go")
 
     assert fetched["status"] == "succeeded", fetched["steps"]
     assert engine.step(fetched, "fetch")["output"]["body"] == {"answer": 42}
@@ -199,7 +201,9 @@ def test_allowed_networks_are_reached_but_a_redirect_out_of_them_is_refused(engi
     assert redirected["status"] == "failed"
     error = engine.step(redirected, "fetch")["error"]
     assert "refused by the outbound policy" in error and "127.0.0.2 (loopback)" in error
-    assert servers["v4"].count("/go") == 1 and servers["v4b"].count("/latest/meta-data") == 0
+    assert told_away["status"] == "failed"
+    assert "teams answered HTTP 302" in engine.step(told_away, "tell")["error"]
+    assert servers["v4"].count("/go") == 2 and servers["v4b"].count("/latest/meta-data") == 0
 
 
 @pytest.mark.parametrize("allowed", ["127.0.0.0/8"])
