@@ -142,7 +142,7 @@ class _CheckedConnectionMixin:
         try:
             infos = checked_addresses(self.host, self.port, self.outbound_policy)
         except socket.gaierror as error:
-            raise NameResolutionError(self.host, self, error) from error  # type: ignore[arg-type]
+            raise NameResolutionError(self.host, self, error) from error
         last: OSError = OSError(f"{self.host!r} resolves to no address")
         for family, kind, proto, _canonical, address in infos:
             sock = socket.socket(family, kind, proto)
@@ -168,7 +168,7 @@ class _CheckedConnectionMixin:
             except BaseException:
                 sock.close()
                 raise
-        raise NewConnectionError(self, f"Failed to establish a new connection: {last}") from last  # type: ignore[arg-type]
+        raise NewConnectionError(self, f"Failed to establish a new connection: {last}") from last
 
 
 class _CheckedAdapter(HTTPAdapter):

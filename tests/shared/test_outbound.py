@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import datetime
+import ssl
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from shared.domain.outbound import parse_networks
 from shared.errors import ChannelError, OutboundRefused, ValidationError
@@ -154,6 +161,55 @@ def test_the_name_is_resolved_once_and_the_socket_connects_to_the_checked_addres
     assert lookups == ["localhost"]
     connects = [address for event, address in AUDIT.calls if event == "socket.connect"]
     assert connects == [("127.0.0.1", servers["v4"].port)]
+
+
+def self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for the name ``localhost`` (not for 127.0.0.1) and its key, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def test_tls_still_sends_and_verifies_the_name_of_a_checked_connection(tmp_path):
+    cert_path, key_path = self_signed(tmp_path)
+    names: list[str | None] = []
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+    context.sni_callback = lambda _socket, name, _context: names.append(name)
+    policy = OutboundPolicy(enforced=True, allowed=parse_networks("127.0.0.0/8"))
+    with Loopback() as server:
+        server.server.socket = context.wrap_socket(server.server.socket, server_side=True)
+        session = tenant_session(policy)
+
+        response = session.get(f"https://localhost:{server.port}/tls", verify=str(cert_path))
+        with pytest.raises(requests.exceptions.SSLError):
+            # Connected to the same address, but the certificate is not 127.0.0.1's.
+            session.get(f"https://127.0.0.1:{server.port}/tls", verify=str(cert_path))
+
+    assert response.status_code == 200 and names[0] == "localhost"
+    assert server.hits["/tls"][0]["headers"]["Host"] == f"localhost:{server.port}"
 
 
 def test_onprem_checks_nothing(servers):
