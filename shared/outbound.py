@@ -59,7 +59,7 @@ class OutboundPolicy:
         return cls(
             enforced=general.enforced,
             allowed=general.allowed + parse_networks(settings.kakao_provider_networks),
-            setting=f"{ALLOWED_SETTING} (or {KAKAO_SETTING})",
+            setting=f"{ALLOWED_SETTING} or {KAKAO_SETTING}",
         )
 
 
@@ -149,7 +149,8 @@ class _CheckedConnectionMixin:
             try:
                 for option in self.socket_options or ():
                     sock.setsockopt(*option)
-                if self.timeout is not None:
+                # urllib3 passes a sentinel for "the socket default": leave that alone.
+                if self.timeout is None or isinstance(self.timeout, (int, float)):
                     sock.settimeout(self.timeout)
                 if self.source_address:
                     sock.bind(self.source_address)
