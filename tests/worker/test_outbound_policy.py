@@ -163,6 +163,21 @@ def test_teams_targets_in_saas_refuse_every_internal_address(engine, servers, te
         assert result["ok"] is False and result["retryable"] is False
         assert result["error"].startswith("teams webhook URL refused by the outbound policy")
         assert SETTING in result["error"] and "IncomingWebhook" not in result["error"]
+    # A recipient's teams_id is a URL the tenant chose too.
+    response = engine.client.post(
+        "/api/recipients",
+        json={"name": "Kim", "teams_id": f"http://localhost:{servers['v4'].port}{HOOK}"},
+        headers=engine.headers(),
+    )
+    engine.put_workflow(
+        "page",
+        NOTIFY.replace("id: tell\nname", "id: page\nname").replace(
+            '"teams:{{ body.url }}"', f'"recipient:{response.json["id"]}"'
+        ),
+    )
+    view = run(engine, "page", "")
+    (result,) = engine.step(view, "tell")["output"]["output"]["results"]
+    assert view["status"] == "failed" and "refused by the outbound policy" in result["error"]
     assert hits(servers) == 0 and teams.fake.posts == []
 
 
