@@ -169,6 +169,7 @@ def test_teams_targets_in_saas_refuse_every_internal_address(engine, servers, te
         json={"name": "Kim", "teams_id": f"http://localhost:{servers['v4'].port}{HOOK}"},
         headers=engine.headers(),
     )
+    assert response.status_code == 201, response.json
     engine.put_workflow(
         "page",
         NOTIFY.replace("id: tell\nname", "id: page\nname").replace(
