@@ -11,7 +11,13 @@ import redis
 import requests
 
 from tests.support.loopback import Loopback
-from tests.support.up_stack import RunningStack, watching_health
+from tests.support.up_stack import (
+    STOPPED_WITHIN_S,
+    RunningStack,
+    assert_all_gone,
+    descendants,
+    watching_health,
+)
 
 #: Bound on an execution's recovery after a kill. Measured on a loaded 2-core box: ~15 s
 #: for the worker (lease of the killed step: its timeout + 5 s) and ~21 s for Redis
@@ -119,7 +125,12 @@ steps:
     assert not any(process.is_running() for process in worker_processes)
     assert "worker killed by SIGKILL; restarting it in 500 ms" in stack.output()
     assert health.failures == [] and set(health.statuses) == {200}, health
-    assert stack.process.poll() is None
+
+    # SIGTERM still stops everything, the restarted worker and its processes included.
+    children = descendants(stack.process)
+    stack.process.terminate()
+    assert stack.process.wait(timeout=STOPPED_WITHIN_S) == 0, stack.output()
+    assert_all_gone(children, stack.output())
 
 
 def delayed_messages(stack: RunningStack) -> int:

@@ -131,9 +131,9 @@ def test_a_second_up_on_a_taken_api_port_fails_and_never_says_up(stack, tmp_path
 
     output = (folder / "up.log").read_text(errors="replace")
     assert code == 1, output
+    assert "AisOpsFlow is up." not in output
     assert (
         f"AISOPSFLOW_API_PORT: port {api_port} on '127.0.0.1', wanted by the API, is already "
         "in use (another `aisopsflow up`, or another program)"
     ) in output
-    assert "AisOpsFlow is up." not in output
     assert requests.get(f"{stack.api}/healthz", timeout=5).status_code == 200
