@@ -317,7 +317,7 @@ class Stack:
         for pump in self._pumps.values():
             pump.join(timeout=POLL_INTERVAL_MS * 10 / 1000)
 
-    def _api_answers(self, url: str) -> bool:
+    def our_api_answers(self, url: str) -> bool:
         """True when /healthz answers 200 from our own API process (not another on the port)."""
         try:
             response = requests.get(url, timeout=HEALTH_REQUEST_TIMEOUT_MS / 1000)
@@ -335,7 +335,7 @@ class Stack:
         url = http_url(self.settings.api_host, self.settings.api_port) + "/healthz"
         deadline = time.monotonic() + READY_TIMEOUT_MS / 1000
         while not self._stopping.is_set():
-            if self._api_answers(url):
+            if self.our_api_answers(url):
                 for line in banner_lines(self.settings, self.admins):
                     self.say(line)
                 return
