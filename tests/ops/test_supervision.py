@@ -117,10 +117,15 @@ steps:
             worker.kill()
             killed_at = time.monotonic()
             restarted = stack.wait_for_new_child("worker", worker.pid, RESTARTED_WITHIN_S)
+            restarted_s = time.monotonic() - killed_at
             view = api.wait_until_ended(execution_id, stack)
             recovered_s = time.monotonic() - killed_at
 
-    print(f"worker SIGKILL: execution ended {recovered_s:.1f} s after the kill")
+    print(
+        f"worker SIGKILL: restarted after {restarted_s:.1f} s, execution ended "
+        f"{recovered_s:.1f} s after the kill; /healthz {len(health.statuses)} answers, "
+        f"{len(health.failures)} without answer"
+    )
     assert view["status"] == "succeeded", view
     assert step(view, "slow")["attempt"] == 2  # the killed try, then the re-sent one
     assert loopback.count("/first") == 1 and loopback.count("/last") == 1
@@ -177,6 +182,7 @@ steps:
             server.kill()
             killed_at = time.monotonic()
             restarted = stack.wait_for_new_child("redis", server.pid, RESTARTED_WITHIN_S)
+            restarted_s = time.monotonic() - killed_at
             wait_for(lambda: delayed_messages(stack) == 0, 10, "answer of the new Redis", stack)
             view = api.wait_until_ended(execution_id, stack)
             recovered_s = time.monotonic() - killed_at
@@ -188,7 +194,11 @@ steps:
         after = api.wait_until_ended(api.fire("survive-redis"), stack)
         after_s = time.monotonic() - fired_at
 
-    print(f"redis SIGKILL: execution ended {recovered_s:.1f} s after the kill")
+    print(
+        f"redis SIGKILL: restarted after {restarted_s:.1f} s, execution ended "
+        f"{recovered_s:.1f} s after the kill; /healthz {len(health.statuses)} answers "
+        f"({health.statuses.count(503)} of them 503), {len(health.failures)} without answer"
+    )
     print(f"redis SIGKILL: the next execution took {after_s:.1f} s")
     assert view["status"] == "succeeded", view
     assert step(view, "flaky")["attempt"] == 2
