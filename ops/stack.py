@@ -14,11 +14,12 @@ from types import FrameType
 
 import requests
 
+from ops.banner import banner_lines, http_url, plugin_ports
 from ops.children import DEFAULT_STOP_TIMEOUT_MS, POLL_INTERVAL_MS, Child, stop_all
 from ops.embedded_redis import redis_server_argv, wait_until_ready
 from ops.ports import listens_on, port_is_free
 from ops.prefix import PrefixedOutput
-from ops.processes import PLUGIN_NAMES, child_environ
+from ops.processes import child_environ
 from ops.restarts import (
     CrashHistory,
     RestartPolicy,
@@ -48,21 +49,9 @@ def monotonic_ms() -> int:
     return time.monotonic_ns() // 1_000_000
 
 
-def http_url(host: str, port: int) -> str:
-    """A URL a browser on this machine can open for a server bound to host:port."""
-    if host in ("", "0.0.0.0", "::"):
-        host = "127.0.0.1"
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-
 def cli_argv(*args: str) -> list[str]:
     """``aisopsflow ARGS`` run by this interpreter, independent of PATH."""
     return [sys.executable, "-m", "ops.cli", *args]
-
-
-def plugin_ports(settings: Settings) -> dict[str, int]:
-    """Port of each bundled plugin under `up`: plugin_base_port + its index."""
-    return {name: settings.plugin_base_port + index for index, name in enumerate(PLUGIN_NAMES)}
 
 
 def plan_children(settings: Settings) -> list[Child]:
@@ -72,44 +61,6 @@ def plan_children(settings: Settings) -> list[Child]:
         argv = cli_argv("plugin", name, "--host", settings.plugin_host, "--port", str(port))
         children.append(Child(f"plugin-{name}", argv))
     return children
-
-
-def login_hint(settings: Settings, admins: Sequence[str], api: str) -> str:
-    """How to log in: as an admin that exists (``admins``: their emails), or how to make one."""
-    if not admins:
-        return (
-            "  Log in   with a user you create first: aisopsflow user create "
-            "--email you@example.com --role admin"
-        )
-    bootstrap = settings.bootstrap_admin_email.strip().lower()
-    first = bootstrap if bootstrap in admins else admins[0]
-    password = (
-        " with the password in AISOPSFLOW_BOOTSTRAP_ADMIN_PASSWORD" if first == bootstrap else ""
-    )
-    others = len(admins) - 1
-    also = f" (or one of {others} other admin{'s' if others > 1 else ''})" if others else ""
-    return f"  Log in   as {first}{password}{also} (POST {api}/api/login)"
-
-
-def banner_lines(settings: Settings, admins: Sequence[str] = ()) -> list[str]:
-    """What `up` prints once its API answers: where everything is and how to log in.
-
-    ``admins`` are the emails of the default tenant's admins, oldest first.
-    """
-    api = http_url(settings.api_host, settings.api_port)
-    lines = ["AisOpsFlow is up.", f"  API      {api}  (API docs: {api}/api/docs)"]
-    lines.append(login_hint(settings, admins, api))
-    for name, port in plugin_ports(settings).items():
-        lines.append(f"  Plugin   {name:<11}{http_url(settings.plugin_host, port)}")
-    slack = http_url(settings.plugin_host, plugin_ports(settings)["slack"])
-    lines.append(
-        f"  Slack    interactions URL (Request URL in your Slack app): {slack}/slack/interactions"
-    )
-    lines.append(
-        f"  Telegram webhook URL (setWebhook): {http_url(settings.plugin_host, plugin_ports(settings)['telegram'])}/telegram/webhook"
-    )
-    lines.append("  Stop     Ctrl-C (or SIGTERM)")
-    return lines
 
 
 @contextmanager
@@ -323,7 +274,7 @@ class Stack:
             response = requests.get(url, timeout=HEALTH_REQUEST_TIMEOUT_MS / 1000)
         except requests.RequestException:
             return False
-        api = self.apps[0]
+        api = next(child for child in self.apps if child.name == "api")
         pid = api.pid
         if response.status_code != 200 or pid is None or not api.running:
             return False
