@@ -3,6 +3,7 @@ keeps answering, and the execution that was running completes."""
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -86,7 +87,10 @@ def step(view: dict[str, Any], step_id: str) -> dict[str, Any]:
     return next(item for item in view["steps"] if item["step_id"] == step_id)
 
 
-def test_a_sigkilled_worker_is_restarted_and_the_running_step_completes(stack):
+@pytest.mark.parametrize("victim", ["leader", "worker process"])
+def test_a_sigkilled_worker_is_restarted_and_the_running_step_completes(stack, victim):
+    """``leader``: the Dramatiq master `up` started; ``worker process``: one it forked,
+    whose death makes the master shut down on its own."""
     with Loopback() as loopback:
         loopback.route("/slow", delay_seconds=3)
         api = Api(stack)
@@ -114,7 +118,7 @@ steps:
         worker_processes = worker.children()
 
         with watching_health(stack) as health:
-            worker.kill()
+            (worker if victim == "leader" else worker_processes[0]).kill()
             killed_at = time.monotonic()
             restarted = stack.wait_for_new_child("worker", worker.pid, RESTARTED_WITHIN_S)
             restarted_s = time.monotonic() - killed_at
@@ -122,7 +126,7 @@ steps:
             recovered_s = time.monotonic() - killed_at
 
     print(
-        f"worker SIGKILL: restarted after {restarted_s:.1f} s, execution ended "
+        f"worker {victim} SIGKILL: restarted after {restarted_s:.1f} s, execution ended "
         f"{recovered_s:.1f} s after the kill; /healthz {len(health.statuses)} answers, "
         f"{len(health.failures)} without answer"
     )
@@ -132,7 +136,10 @@ steps:
     assert restarted.pid != worker.pid
     # The killed leader's worker processes went with it: none keeps taking messages.
     assert not any(process.is_running() for process in worker_processes)
-    assert "worker killed by SIGKILL; restarting it in 500 ms" in stack.output()
+    assert re.search(
+        r"\| worker (killed by SIGKILL|exited with code \d+); restarting it in 500 ms",
+        stack.output(),
+    )
     assert health.failures == [] and set(health.statuses) == {200}, health
 
     # SIGTERM still stops everything, the restarted worker and its processes included.

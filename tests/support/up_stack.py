@@ -46,7 +46,9 @@ def port_is_free(port: int) -> bool:
 def free_port_range(count: int) -> int:
     """The first of ``count`` consecutive free ports."""
     for _ in range(200):
-        base = random.randint(20_000, 60_000 - count)
+        # Below Linux's ephemeral range (32768-60999): a client connection made meanwhile
+        # by any test could otherwise take a picked port before `up` binds it.
+        base = random.randint(20_000, 32_000 - count)
         if all(port_is_free(base + offset) for offset in range(count)):
             return base
     raise RuntimeError("no free port range found")
