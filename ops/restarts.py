@@ -111,7 +111,7 @@ def crash_loop_report(
     """The lines `up` prints when it gives up on ``name``: why, how it ended, what it said."""
     endings = ", ".join(describe_exit(crash.exit_code) for crash in history.crashes)
     lines = [
-        f"{name} crashed {len(history.crashes)} times within {policy.crash_window_ms} ms "
+        f"{name} crashed {len(history.crashes)} times within {policy.crash_window_ms / 1000:g} s "
         f"({endings}); not restarting it, stopping everything",
     ]
     if last_lines:

@@ -91,7 +91,7 @@ def test_the_report_names_the_child_its_endings_and_its_last_lines():
     lines = crash_loop_report("worker", history, ["boom", "Traceback: nope"], POLICY)
 
     assert lines[0] == (
-        "worker crashed 3 times within 60000 ms (killed by SIGKILL, exited with code 1, "
+        "worker crashed 3 times within 60 s (killed by SIGKILL, exited with code 1, "
         "exited with code 1); not restarting it, stopping everything"
     )
     assert lines[1:] == ["last 2 lines of worker:", "  boom", "  Traceback: nope"]

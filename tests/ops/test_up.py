@@ -109,7 +109,7 @@ def test_a_child_that_keeps_crashing_stops_the_stack_naming_it(stack):
     pauses = re.findall(r"scheduler killed by SIGKILL; restarting it in (\d+) ms", output)
     assert pauses == ["500", "1000", "2000", "4000"], output
     assert (
-        "scheduler crashed 5 times within 60000 ms (killed by SIGKILL, killed by SIGKILL, "
+        "scheduler crashed 5 times within 60 s (killed by SIGKILL, killed by SIGKILL, "
         "killed by SIGKILL, killed by SIGKILL, killed by SIGKILL); not restarting it"
     ) in output
     last_words = output[output.index("lines of scheduler:") :]
