@@ -81,3 +81,9 @@ def delete_user(tenant_id: str, user_id: str, *, actor: str) -> None:
         user = User.get_for_tenant(tenant_id, User.id == user_id, what=f"user {user_id!r}")
         user.delete_instance(recursive=True)
         audit.record(tenant_id, actor, "user.delete", f"user:{user_id}", {"email": user.email})
+
+
+def admin_emails(tenant_id: str) -> list[str]:
+    """Emails of ``tenant_id``'s admins, oldest account first."""
+    admins = User.for_tenant(tenant_id, User.email).where(User.role == "admin")
+    return [user.email for user in admins.order_by(User.created_at, User.email)]
