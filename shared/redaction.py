@@ -51,6 +51,11 @@ MAX_JOINED_CHARS = 512
 _SEPARATOR = r"[^0-9A-Za-z]{1,4}"
 # What requests leaves unquoted in a URL it sends (requests.utils.requote_uri).
 _URL_SAFE = "!#$%&'()*+,/:;=?@[]~"
+_MARKUP_ESCAPES = str.maketrans(
+    {"&": "&amp;", "<": "&lt;", ">": "&gt;", "'": "&#39;", '"': "&#34;"}
+)
+# What Jinja's ``tojson`` escapes on top of JSON.
+_HTML_SAFE_JSON = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "'": "\\u0027"})
 
 
 def _base64_forms(data: bytes) -> set[str]:
@@ -86,8 +91,11 @@ def secret_forms(secret: str) -> frozenset[str]:
         forms.add(quote_plus(value))
         forms.add(quote(value, safe="/").replace("%20", "+"))
         forms.add(html.escape(value))
-        forms.add(json.dumps(value)[1:-1])
+        forms.add(value.translate(_MARKUP_ESCAPES))  # Jinja's ``e`` (markupsafe)
+        escaped = json.dumps(value)[1:-1]
+        forms.add(escaped)
         forms.add(json.dumps(value, ensure_ascii=False)[1:-1])
+        forms.add(escaped.translate(_HTML_SAFE_JSON))  # Jinja's tojson
     return frozenset(form for form in forms if len(form) >= MIN_SECRET_CHARS)
 
 

@@ -158,3 +158,14 @@ def test_secret_forms_lists_the_whole_forms_and_the_masker_is_built_once_per_set
     assert codecs.encode(SECRET, "rot13") not in forms
     assert secret_masker((SECRET, "other-secret")) is secret_masker((SECRET, "other-secret"))
     assert secret_masker(("abc",)) is None
+
+
+@pytest.mark.parametrize(
+    "template", ["{{ s }}", "{{ s | e }}", "{{ s | tojson }}", "{{ s | urlencode }}"]
+)
+def test_escaped_forms_of_a_secret_with_markup_characters_are_masked_whole(template):
+    secret = "p<Q&r'9xT\"2v>W"
+
+    masked = mask_secrets(f"[{render(template, {'s': secret})}]", (secret,))
+
+    assert masked.replace('"', "") == f"[{MASK}]"  # tojson's quotes are its own
