@@ -14,8 +14,9 @@ ways a template or a remote server transforms them:
 - its characters joined by one separator of up to 4 non-alphanumeric characters
   (``secrets.KEY | join('-')``, a printed list).
 
-A secret shorter than :data:`MIN_SECRET_CHARS` is not masked: it would mask far too
-much. Whatever a workflow may compute from a secret beyond these forms (a middle
+A secret shorter than :data:`MIN_SECRET_CHARS` is not masked, nor is a fragment
+that is a plain word of the secret (``relay`` of ``relay-credential-1``): either would
+mask far too much ordinary text. Whatever a workflow may compute from a secret beyond these forms (a middle
 slice, a hash, another encoding) is not recognised: anyone who may write a workflow
 may use its tenant's secrets (see docs/security.md).
 """
@@ -25,7 +26,9 @@ from __future__ import annotations
 import base64
 import functools
 import html
+import itertools
 import json
+import os
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -42,8 +45,7 @@ SENSITIVE_KEY = re.compile(
 MIN_SECRET_CHARS = 4
 #: Shortest prefix or suffix of a secret masked on its own, in characters.
 MIN_FRAGMENT_CHARS = 4
-#: Fewest different characters in a fragment masked on its own: ``----`` (the start
-#: of a PEM key) or ``====`` would otherwise be masked in every text.
+#: Fewest different characters in a fragment masked on its own (see ``_telling``).
 MIN_FRAGMENT_DISTINCT = 3
 #: Longest secret whose separator-joined form is matched, in characters.
 MAX_JOINED_CHARS = 512
@@ -105,12 +107,6 @@ def _folded(text: str) -> str:
     return lowered if len(lowered) == len(text) else text
 
 
-#: Trie key of the regular expressions that continue a node (the joined forms).
-_TAILS = "tails"
-#: Trie key marking the end of a text.
-_END = "end"
-
-
 def _trie_pattern(texts: Iterable[str], tails: Iterable[tuple[str, str]] = ()) -> str:
     """One regular expression matching any of ``texts``, longest first, shaped as a trie.
 
@@ -118,38 +114,27 @@ def _trie_pattern(texts: Iterable[str], tails: Iterable[tuple[str, str]] = ()) -
     the regex engine drop a branch at its first character instead of trying hundreds
     of alternatives at every position of a long text.
     """
-    root: dict[str, Any] = {}
-    for text in texts:
-        _trie_node(root, text)[_END] = True
-    for text, tail in tails:
-        _trie_node(root, text).setdefault(_TAILS, []).append(tail)
-    return _node_pattern(root)
+    entries = [(text, None) for text in texts if text] + [(text, tail) for text, tail in tails]
+    return _branches(entries)
 
 
-def _trie_node(root: dict[str, Any], text: str) -> dict[str, Any]:
-    node = root
-    for char in text:
-        node = node.setdefault(char, {})
-    return node
+def _branches(entries: list[tuple[str, str | None]]) -> str:
+    """The pattern of (literal, tail regex or None) entries: literals sharing a prefix share a branch.
 
-
-def _node_pattern(node: dict[str, Any]) -> str:
-    """The alternatives that continue ``node``: its tails first (longer), then each next character."""
-    branches = list(node.get(_TAILS, ()))
-    for char, child in node.items():
-        if len(char) != 1:
-            continue
-        run = [char]
-        while len(child) == 1 and _END not in child and _TAILS not in child:
-            ((char, child),) = child.items()
-            run.append(char)
-        rest = _node_pattern(child)
-        if rest and _END in child:
-            rest = f"(?:{rest})?"  # greedy: the longer text wins
-        branches.append(re.escape("".join(run)) + rest)
-    if len(branches) <= 1:
-        return "".join(branches)
-    return "(?:" + "|".join(branches) + ")"
+    Recursion goes one level per point where the literals part, not per character.
+    """
+    branches = [tail for text, tail in entries if not text and tail is not None]
+    optional = any(not text and tail is None for text, tail in entries)
+    rest = sorted((entry for entry in entries if entry[0]), key=lambda entry: entry[0])
+    for _, group in itertools.groupby(rest, key=lambda entry: entry[0][0]):
+        members = list(group)
+        prefix = os.path.commonprefix([text for text, _ in members])
+        continued = _branches([(text[len(prefix) :], tail) for text, tail in members])
+        branches.append(re.escape(prefix) + continued)
+    if not branches:
+        return ""
+    body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+    return f"(?:{body})?" if optional else body  # greedy: the longer text wins
 
 
 def _joined_tail(secret: str, group: str) -> str:
@@ -233,11 +218,35 @@ class SecretMasker:
             anchor = subject[start : start + MIN_FRAGMENT_CHARS].casefold()
             for base, is_head in self._ends.get(anchor, ()):
                 span = (_head_span if is_head else _tail_span)(subject, start, base)
-                fragment = subject[span[0] : span[1]]
-                if len(fragment) == len(base) or _distinct(fragment) >= MIN_FRAGMENT_DISTINCT:
+                if _telling(span[1] - span[0], base, is_head):
                     spans.append(span)
             match = pattern.search(subject, start + 1)  # anchors and forms may overlap
         return spans
+
+
+def _telling(length: int, base: str, is_head: bool) -> bool:
+    """Whether the prefix (``is_head``) or suffix of ``base`` this long gives it away enough to mask.
+
+    Not on its own: a run of few different characters (``-----`` of a PEM key), nor
+    a leading or trailing word of the secret in plain lower case, upper case or
+    digits (``relay`` of ``relay-credential-1``, ``2024`` of ``key-2024``): masking
+    those would mask that word in every text. ``Zm=Q`` of ``...+Zm=Q`` is masked.
+    """
+    if length == len(base):
+        return True
+    fragment = base[:length] if is_head else base[-length:]
+    if _distinct(fragment) < MIN_FRAGMENT_DISTINCT:
+        return False
+    cut = base[length - 1 : length + 1] if is_head else base[-length - 1 : -length + 1]
+    if cut.isalnum():
+        return True  # cut inside a word of the secret
+    kept = [char for char in fragment if char.isalnum()]
+    plain = (
+        all(char.isdigit() for char in kept)
+        or all(char.isalpha() and char.islower() for char in kept)
+        or all(char.isalpha() and char.isupper() for char in kept)
+    )
+    return not plain
 
 
 def _head_span(text: str, start: int, base: str) -> tuple[int, int]:

@@ -122,6 +122,23 @@ def test_a_fragment_of_few_different_characters_is_not_masked_alone():
     assert MASK in mask_secrets("-----BEGIN PRIVATE KEY-----\nMIIE", (pem,))
 
 
+@pytest.mark.parametrize(
+    ("secret", "kept", "masked"),
+    [
+        ("relay-credential-1", "relay Relay relay- RELAY", "relay-c lay-credential-1 dential-1"),
+        ("key-2024", "key- 2024 key", "key-2 y-2024"),
+        ("sk-live-4f9Qx2Lm8Zt", "sk-live sk-live-", "sk-live-4f9 9Qx2Lm8Zt"),
+        (SECRET, "", "Sk/9f Zm=Q zm=q Rt+Zm=Q"),
+    ],
+)
+def test_a_plain_word_at_either_end_of_a_secret_is_not_masked_alone(secret, kept, masked):
+    text = f"{kept} | {masked}"
+
+    result = mask_secrets(text, (secret,))
+
+    assert result == f"{kept} | " + " ".join(MASK for _ in masked.split())
+
+
 def test_a_secret_shorter_than_four_characters_is_not_masked():
     assert mask_secrets("pin 123 and 1234", ("123",)) == "pin 123 and 1234"
     assert mask_secrets("pin 123 and 1234", ("1234",)) == f"pin 123 and {MASK}"
