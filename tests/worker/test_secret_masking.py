@@ -225,6 +225,6 @@ def test_no_role_reads_a_secret_form_in_any_api_answer_row_or_log_line(secret_wo
     assert any("***" in row for row in audit) and any("***" in text for text in approvals)
     for text in audit + runs + executions + approvals:
         assert not _leaks(text), (_leaks(text), text)
-    worker_log = engine.worker.output()
-    assert not _leaks(worker_log), _leaks(worker_log)
+    for process in (engine.worker, engine.scheduler):
+        assert not _leaks(process.output()), (process.command, _leaks(process.output()))
     assert not _leaks(caplog.text), _leaks(caplog.text)
