@@ -309,7 +309,7 @@ def redact(value: Any, *, known_secrets: tuple[str, ...] = ()) -> Any:
 def _redacted(value: Any, masker: SecretMasker | None) -> Any:
     if isinstance(value, dict):
         return {
-            _redacted(key, masker): MASK
+            (masker.mask(key) if masker and isinstance(key, str) else key): MASK
             if isinstance(key, str) and SENSITIVE_KEY.search(key)
             else _redacted(item, masker)
             for key, item in value.items()

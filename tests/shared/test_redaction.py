@@ -166,6 +166,7 @@ def test_redact_masks_values_keys_and_nested_items_and_sensitive_keys():
         "password": MASK,
     }
     assert redact(value) == {**value, "password": MASK}  # no known secrets: keys only
+    assert redact({(1, 2): SECRET, 3: "x"}, known_secrets=KNOWN) == {(1, 2): MASK, 3: "x"}
 
 
 def test_secret_forms_lists_the_whole_forms_and_the_masker_is_built_once_per_set():
