@@ -107,6 +107,10 @@ class PermanentStepError(StepError):
     """A step failed in a way no retry will fix."""
 
 
+class StepCrashed(StepError):
+    """A step's executor raised an error it should not have; the message has the step's secrets masked."""
+
+
 class ChannelError(AisOpsFlowError):
     """A notification channel or plugin failed to deliver."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from cryptography.fernet import MultiFernet
@@ -11,6 +12,7 @@ from shared.errors import ChannelError
 from shared.kakao.providers import Provider, provider_token
 from shared.outbound import OutboundPolicy
 from shared.plugin_client import PluginClient
+from shared.redaction import mask_secrets
 
 #: Path of the send call on every provider.
 SEND_PATH = "/kakao/alimtalk/send"
@@ -27,12 +29,15 @@ def send_alimtalk(
     values: dict[str, Any],
     trace_id: str,
     timeout_seconds: float,
+    known_secrets: tuple[str, ...] = (),
 ) -> SendResult:
     """Send one AlimTalk to ``to``; every failure (transport, HTTP, ``ok: false``) is a SendResult.
 
     The request body is exactly ``{tenant_id, provider_id, template_id, to, vars,
     trace_id}``; the bearer token is the provider's stored credential, or the shared
     plugin token for ``plugin_token`` providers. ``ring`` decrypts the credential.
+    The provider's error texts are stored and shown: the token and ``known_secrets``
+    (what the vars were rendered with) are masked in them.
     """
     token = provider_token(ring, tenant_id, provider, plugins.token)
     if not token:
@@ -63,5 +68,20 @@ def send_alimtalk(
             else OutboundPolicy.for_kakao_providers(plugins.settings),
         )
     except ChannelError as error:
-        return transport_failure(error.message, to, retryable=error.retryable)
-    return read_answer(answer, to)
+        return masked_result(
+            transport_failure(error.message, to, retryable=error.retryable),
+            (*known_secrets, token),
+        )
+    return masked_result(read_answer(answer, to), (*known_secrets, token))
+
+
+def masked_result(result: SendResult, known_secrets: tuple[str, ...]) -> SendResult:
+    """``result`` with ``known_secrets`` masked in its error texts."""
+    return dataclasses.replace(
+        result,
+        error=mask_secrets(result.error, known_secrets) if result.error else result.error,
+        recipients={
+            phone: (status, mask_secrets(reason, known_secrets) if reason else reason)
+            for phone, (status, reason) in result.recipients.items()
+        },
+    )

@@ -95,8 +95,10 @@ def run_http(call: StepCall) -> Outcome:
             reason="connection",
             input=shown,
         ) from None
-    except requests.RequestException as error:
-        # E.g. a redirect to a scheme other than http(s): no retry changes that.
+    except (requests.RequestException, ValueError) as error:
+        # E.g. a redirect to a scheme other than http(s), or a URL or header the
+        # template made invalid (MissingSchema, InvalidHeader, UnicodeEncodeError):
+        # no retry changes that, and it must not reach Dramatiq, which logs its text.
         raise StepFailure(
             f"{request['method']} {url_origin(request['url'])} failed: {type(error).__name__}",
             input=shown,
