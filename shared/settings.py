@@ -283,6 +283,12 @@ class Settings:
         "",
         "Origins (`https://host[:port]`, comma-separated) besides the API's own host whose pages may make writes with the session cookie, e.g. a UI on another host. Bearer-token calls are not checked.",
     )
+    min_free_disk_mb: int = _env(
+        "MIN_FREE_DISK_MB",
+        _positive_int,
+        64,
+        "`/healthz` answers 503 when the data dir's filesystem has less free space than this, in MiB.",
+    )
     login_max_failures: int = _env(
         "LOGIN_MAX_FAILURES",
         _positive_int,
