@@ -4,18 +4,28 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
+
+import peewee
 
 from shared import audit
 from shared.db import PreparedSelect, write_transaction
 from shared.domain.hook_request import HookRequest, stored_headers
 from shared.domain.templating import TemplateError, evaluate, render
-from shared.domain.webhook_auth import WebhookAuthFailure, verify_webhook
+from shared.domain.webhook_auth import ReplayGuard, WebhookAuthFailure, verify_webhook
 from shared.domain.workflow_spec import WebhookTrigger
 from shared.engine.executions import Started, cancel_execution, start_execution
 from shared.engine.specs import spec_of
 from shared.errors import Conflict, NotFound, ValidationError
-from shared.models import Execution, Secret, Workflow, WorkflowVersion, utcnow
+from shared.models import (
+    Execution,
+    Secret,
+    WebhookDelivery,
+    Workflow,
+    WorkflowVersion,
+    utcnow,
+)
 from shared.redaction import redact
 
 #: Executions a "resolved" request may still cancel.
@@ -60,12 +70,12 @@ def _trigger(workflow: Workflow, path: str) -> WebhookTrigger:
 
 def _authenticate(
     workflow: Workflow, trigger: WebhookTrigger, request: HookRequest, read_secret: Any
-) -> None:
+) -> ReplayGuard | None:
     if trigger.auth is None:
-        return
+        return None
     try:
         secret_value = read_secret(workflow.tenant_id, trigger.auth.secret)
-        verify_webhook(
+        return verify_webhook(
             trigger.auth,
             secret_value or "",
             request.headers,
@@ -82,6 +92,52 @@ def _authenticate(
                 {"reason": failure.reason},
             )
         raise
+
+
+def _claim_delivery(workflow: Workflow, guard: ReplayGuard | None) -> int | None:
+    """Record a signed request as received; Conflict if it already was (a replay). Its row id.
+
+    Rows whose window has passed are dropped on the way, so the table holds at most
+    one window of each workflow's deliveries.
+    """
+    if guard is None:
+        return None
+    now = utcnow()
+    try:
+        with write_transaction():
+            WebhookDelivery.delete().where(
+                WebhookDelivery.workflow == workflow.id, WebhookDelivery.expires_at < now
+            ).execute()
+            row = WebhookDelivery.create(
+                tenant=workflow.tenant_id,
+                workflow=workflow.id,
+                replay_key=guard.key,
+                received_at=now,
+                expires_at=now + timedelta(seconds=guard.window_seconds),
+            )
+            return row.id
+    except peewee.IntegrityError:
+        pass
+    with write_transaction():
+        audit.record(
+            workflow.tenant_id,
+            "webhook",
+            "hook.replay_refused",
+            f"workflow:{workflow.workflow_key}",
+            {"window_seconds": guard.window_seconds},
+        )
+    raise Conflict(
+        f"workflow {workflow.workflow_key!r} already received this signed request within the "
+        f"last {guard.window_seconds} s: a replay is refused (a sender re-sending on purpose "
+        f"must sign it anew)"
+    )
+
+
+def _release_delivery(delivery_id: int | None) -> None:
+    """Forget a claimed delivery whose request then failed, so the sender may retry it."""
+    if delivery_id is not None:
+        with write_transaction():
+            WebhookDelivery.delete().where(WebhookDelivery.id == delivery_id).execute()
 
 
 def _context(trigger: WebhookTrigger, request: HookRequest) -> dict[str, Any]:
@@ -108,7 +164,7 @@ def receive(
     if workflow is None:
         raise NotFound(f"workflow {workflow_id!r} not found")
     trigger = _trigger(workflow, path)
-    _authenticate(workflow, trigger, request, read_secret)
+    guard = _authenticate(workflow, trigger, request, read_secret)
     if not workflow.enabled:
         raise Conflict(f"workflow {workflow_id!r} is disabled; enable it to accept triggers")
     context = _context(trigger, request)
@@ -119,17 +175,22 @@ def receive(
         resolving = bool(trigger.resolve_when) and bool(evaluate(trigger.resolve_when, context))
     except TemplateError as error:
         raise ValidationError(f"trigger of workflow {workflow_id!r}: {error}") from None
-    if resolving:
-        return _resolve(workflow, dedupe_key)
-    started = start_execution(
-        workflow,
-        trigger_type="webhook",
-        trigger_ref=path or "webhook",
-        context=context,
-        dedupe_key=dedupe_key,
-        dedupe_window_seconds=trigger.dedupe_window_seconds,
-        actor="webhook",
-    )
+    delivery_id = _claim_delivery(workflow, guard)
+    try:
+        if resolving:
+            return _resolve(workflow, dedupe_key)
+        started = start_execution(
+            workflow,
+            trigger_type="webhook",
+            trigger_ref=path or "webhook",
+            context=context,
+            dedupe_key=dedupe_key,
+            dedupe_window_seconds=trigger.dedupe_window_seconds,
+            actor="webhook",
+        )
+    except BaseException:
+        _release_delivery(delivery_id)
+        raise
     return HookResult(
         started.execution.id, started.execution.status, started.deduplicated, False, started
     )
