@@ -97,40 +97,63 @@ def _authenticate(
 def _claim_delivery(workflow: Workflow, guard: ReplayGuard | None) -> int | None:
     """Record a signed request as received; Conflict if it already was (a replay). Its row id.
 
-    Rows whose window has passed are dropped on the way, so the table holds at most
-    one window of each workflow's deliveries.
+    Rows whose window has passed are dropped afterwards, so the table holds about one
+    window of each workflow's deliveries.
     """
     if guard is None:
         return None
     now = utcnow()
-    try:
+    row_id = _insert_delivery(workflow, guard, now)
+    if row_id is None:
         with write_transaction():
-            WebhookDelivery.delete().where(
-                WebhookDelivery.workflow == workflow.id, WebhookDelivery.expires_at < now
-            ).execute()
-            row = WebhookDelivery.create(
-                tenant=workflow.tenant_id,
-                workflow=workflow.id,
-                replay_key=guard.key,
-                received_at=now,
-                expires_at=now + timedelta(seconds=guard.window_seconds),
+            audit.record(
+                workflow.tenant_id,
+                "webhook",
+                "hook.replay_refused",
+                f"workflow:{workflow.workflow_key}",
+                {"window_seconds": guard.window_seconds},
             )
-            return row.id
-    except peewee.IntegrityError:
-        pass
-    with write_transaction():
-        audit.record(
-            workflow.tenant_id,
-            "webhook",
-            "hook.replay_refused",
-            f"workflow:{workflow.workflow_key}",
-            {"window_seconds": guard.window_seconds},
+        raise Conflict(
+            f"workflow {workflow.workflow_key!r} already received this signed request within "
+            f"the last {guard.window_seconds} s: a replay is refused (a sender re-sending on "
+            f"purpose must sign it anew)"
         )
-    raise Conflict(
-        f"workflow {workflow.workflow_key!r} already received this signed request within the "
-        f"last {guard.window_seconds} s: a replay is refused (a sender re-sending on purpose "
-        f"must sign it anew)"
-    )
+    # Its own statement, not part of the insert's transaction: there, its range lock
+    # would make two deliveries arriving together deadlock on MySQL/MariaDB.
+    with write_transaction():
+        WebhookDelivery.delete().where(
+            WebhookDelivery.workflow == workflow.id, WebhookDelivery.expires_at < now
+        ).execute()
+    return row_id
+
+
+def _insert_delivery(workflow: Workflow, guard: ReplayGuard, now: Any) -> int | None:
+    """The new delivery row's id; None when an unexpired one with the same key exists."""
+    for _ in range(2):
+        try:
+            with write_transaction():
+                return WebhookDelivery.create(
+                    tenant=workflow.tenant_id,
+                    workflow=workflow.id,
+                    replay_key=guard.key,
+                    received_at=now,
+                    expires_at=now + timedelta(seconds=guard.window_seconds),
+                ).id
+        except peewee.IntegrityError:
+            # The same key is on record: a replay, unless that record's window has passed.
+            with write_transaction():
+                expired = (
+                    WebhookDelivery.delete()
+                    .where(
+                        WebhookDelivery.workflow == workflow.id,
+                        WebhookDelivery.replay_key == guard.key,
+                        WebhookDelivery.expires_at < now,
+                    )
+                    .execute()
+                )
+            if not expired:
+                return None
+    return None
 
 
 def _release_delivery(delivery_id: int | None) -> None:
