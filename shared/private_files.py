@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import stat
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 #: The data dir and a database file's new parent: owner only.
 PRIVATE_DIR_MODE = 0o700
@@ -16,8 +20,7 @@ SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 def private_dir(path: Path) -> None:
     """Create ``path`` (and missing parents) readable by the owner only; tighten it if it exists."""
     path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
-    if path.stat().st_mode & 0o077:
-        os.chmod(path, PRIVATE_DIR_MODE)
+    _tighten(path, PRIVATE_DIR_MODE)
 
 
 def private_sqlite_file(path: Path) -> None:
@@ -32,8 +35,24 @@ def private_sqlite_file(path: Path) -> None:
     descriptor = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
     os.close(descriptor)
     for candidate in (path, *(Path(f"{path}{suffix}") for suffix in SQLITE_SIDE_FILES)):
-        try:
-            if candidate.stat().st_mode & 0o077:
-                os.chmod(candidate, PRIVATE_FILE_MODE)
-        except FileNotFoundError:
-            continue
+        _tighten(candidate, PRIVATE_FILE_MODE)
+
+
+def _tighten(path: Path, mode: int) -> None:
+    """chmod ``path`` to ``mode`` if others may read it; a path we do not own only warns."""
+    try:
+        current = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return
+    if not current & 0o077:
+        return
+    try:
+        os.chmod(path, mode)
+    except PermissionError:
+        # A directory mounted in, owned by someone else: starting still beats refusing to.
+        log.warning(
+            "%s is mode %o and cannot be changed to %o by this user; other local users may read it",
+            path,
+            current,
+            mode,
+        )
