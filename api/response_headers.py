@@ -14,6 +14,17 @@ DOCS_POLICY = (
     "https://cdn.jsdelivr.net; connect-src 'self'; frame-ancestors 'none'"
 )
 
+#: The server-rendered pages (an approval link's page): inline styles, a form posting back.
+PAGE_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def _policy(response: Response) -> str:
+    if response.mimetype != "text/html":
+        return API_POLICY
+    return DOCS_POLICY if request.blueprint == "api-docs" else PAGE_POLICY
+
 
 def add_security_headers(response: Response) -> Response:
     """Set nosniff, no framing and a content policy; no caching unless the view chose one.
@@ -24,8 +35,7 @@ def add_security_headers(response: Response) -> Response:
     headers = response.headers
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("X-Frame-Options", "DENY")
-    is_docs_page = request.blueprint == "api-docs" and response.mimetype == "text/html"
-    headers.setdefault("Content-Security-Policy", DOCS_POLICY if is_docs_page else API_POLICY)
+    headers.setdefault("Content-Security-Policy", _policy(response))
     headers.setdefault("Referrer-Policy", "no-referrer")
     if "Cache-Control" not in headers:
         headers["Cache-Control"] = "no-store"

@@ -203,3 +203,17 @@ def test_a_listed_origin_may_write_with_the_cookie(listed_origin_world):
 
     assert _create_recipient(client, Origin="https://ui.example:8443").status_code == 201
     assert _create_recipient(client, Origin="http://ui.example:8443").status_code == 403
+
+
+def test_a_server_rendered_page_keeps_its_inline_style_and_form_but_cannot_be_framed(app):
+    # The approval link's page: inline style attribute, a form posting back to itself.
+    from flask import Response
+
+    from api.response_headers import add_security_headers
+
+    with app.test_request_context("/api/approval-links/some-token"):
+        page = add_security_headers(Response("<p>x</p>", mimetype="text/html"))
+
+    policy = page.headers["Content-Security-Policy"]
+    assert "style-src 'unsafe-inline'" in policy and "form-action 'self'" in policy
+    assert "frame-ancestors 'none'" in policy and "script-src" not in policy
