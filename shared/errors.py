@@ -91,6 +91,12 @@ class OutboundRefused(AisOpsFlowError):
     status_code = 422
 
 
+class InsufficientStorage(AisOpsFlowError):
+    """The disk (or the database's storage) is full: nothing can be written until space is freed."""
+
+    status_code = 507
+
+
 class SecretKeyError(AisOpsFlowError):
     """A stored secret cannot be decrypted with the configured keys."""
 

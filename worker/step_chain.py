@@ -135,7 +135,12 @@ class StepChain:
 
     def _run(self, step: Step, run: StepRun, execution: Execution) -> Outcome:
         try:
-            return execute(self.call(step, run, execution), run.attempt)
+            # No message of its own carries this step's time limit: hold it to it here.
+            return execute(
+                self.call(step, run, execution),
+                run.attempt,
+                time_limit_ms=step.timeout_seconds * 1000,
+            )
         except Exception as error:  # noqa: BLE001 - a planned step must not stop the message
             crash = masked_crash(
                 log, f"pure step {step.id!r} of {execution.id}", error, self.known_secrets
