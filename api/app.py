@@ -27,6 +27,7 @@ from api.resources import (
     users,
     workflows,
 )
+from api.response_headers import add_security_headers
 from shared.db import bind, database, release_connection
 from shared.dispatch import Dispatcher
 from shared.keyring import CachedKeyring
@@ -96,6 +97,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         handler = handler_for(view, request.method)
         check_body(handler)
         authenticate_request(handler)
+
+    app.after_request(add_security_headers)
 
     @app.teardown_request
     def close_request(exc: BaseException | None) -> None:

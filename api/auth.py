@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from flask import current_app, g, request
 
+from api.same_origin import check_same_origin
 from shared.domain.permissions import allows
 from shared.errors import Forbidden, Unauthorized
 from shared.plugin_token import load_plugin_token
@@ -26,13 +27,18 @@ def public(view: View) -> View:
     return view
 
 
-def presented_token() -> str | None:
-    """The token from ``Authorization: Bearer`` or, failing that, the session cookie."""
+def bearer_token() -> str | None:
+    """The token from ``Authorization: Bearer``, if the request sends one."""
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    return request.cookies.get(SESSION_COOKIE) or None
+    return None
+
+
+def presented_token() -> str | None:
+    """The token from ``Authorization: Bearer`` or, failing that, the session cookie."""
+    return bearer_token() or request.cookies.get(SESSION_COOKIE) or None
 
 
 def is_plugin_call() -> bool:
@@ -69,6 +75,9 @@ def authenticate_request(view_function: Callable[..., Any] | None) -> None:
     if not token:
         raise Unauthorized("authentication required: send Authorization: Bearer <token> or log in")
     g.session = authenticate(token)
+    if bearer_token() is None:
+        # Only the cookie can ride along with a request another site's page makes.
+        check_same_origin(request, current_app.config["SETTINGS"].allowed_origins)
 
 
 def current_session() -> Session:

@@ -6,13 +6,20 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
-from flask import Flask, jsonify, request
+from flask import Flask, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
-from shared.errors import AisOpsFlowError, TooManyRequests
+from shared.disk_space import DiskFullMemory, is_disk_full
+from shared.errors import AisOpsFlowError, InsufficientStorage, TooManyRequests
 
 log = logging.getLogger(__name__)
+
+#: What a caller is told when a write failed for a full disk.
+DISK_FULL_MESSAGE = (
+    "the server's disk is full, so nothing was saved; free space on the database's disk "
+    "(and the data dir), then retry"
+)
 
 
 def error_response(
@@ -69,13 +76,21 @@ def handle_http_error(error: HTTPException) -> ResponseReturnValue:
 
 
 def handle_unexpected(error: Exception) -> ResponseReturnValue:
-    """Anything else is a bug: log it with its traceback, tell the caller nothing internal."""
+    """Anything else is a bug: log it with its traceback, tell the caller nothing internal.
+
+    Except a full disk, whatever driver reports it: 507, and /healthz fails for a while.
+    """
+    if is_disk_full(error):
+        log.error("a write failed: the disk is full (%s)", type(error).__name__)
+        current_app.extensions["aisopsflow.disk_full"].record()
+        return handle_app_error(InsufficientStorage(DISK_FULL_MESSAGE))
     log.exception("unhandled error")
     return error_response(500, "internal error; the server log has the details")
 
 
 def register(app: Flask) -> None:
     """Install the handlers (after flask-smorest's, which they replace)."""
+    app.extensions["aisopsflow.disk_full"] = DiskFullMemory()
     app.register_error_handler(AisOpsFlowError, handle_app_error)
     app.register_error_handler(HTTPException, handle_http_error)
     app.register_error_handler(Exception, handle_unexpected)

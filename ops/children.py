@@ -51,10 +51,12 @@ class Child:
         return self.process.pid if self.process else None
 
     def start(self, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
-        """Start the child with stdout and stderr merged into one pipe.
+        """Start (or restart) the child with stdout and stderr merged into one pipe.
 
-        Start children before any other thread runs: the pre-exec hook runs between
-        fork and exec, where another thread's held lock would deadlock the child.
+        The pre-exec hook runs between fork and exec, where a lock another thread held
+        at the fork would never be released; it therefore only calls prctl, resolved
+        before the fork, and getppid, and takes no lock. Start children from the main
+        thread: the death signal follows the thread that forked, not the process.
         """
         self.process = subprocess.Popen(
             self.argv,

@@ -70,12 +70,17 @@ def up(settings: Settings) -> None:
     """Run the whole stack in the foreground: API, workers, scheduler, plugins."""
     from ops.stack import run_stack
     from shared.bootstrap import prepare
+    from shared.db import connection
     from shared.kakao.providers import register_bundled_mock
+    from shared.users import admin_emails
 
     prepare(settings)
     # The bundled mock is Kakao provider `mock` of the default tenant, at the URL `up` serves it on.
     register_bundled_mock(settings)
-    sys.exit(run_stack(settings))
+    with connection():
+        # The banner's login hint names an admin who exists, not only the bootstrap one.
+        admins = admin_emails(_tenant_id(settings, None))
+    sys.exit(run_stack(settings, admins))
 
 
 @main.command()

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import threading
+from collections import defaultdict, deque
 from collections.abc import Iterable
 from typing import BinaryIO, TextIO
+
+#: Lines kept per name, so `up` can show what a crashing child said last.
+TAIL_LINES = 20
 
 
 def format_line(name: str, width: int, line: str) -> str:
@@ -27,10 +31,17 @@ class PrefixedOutput:
         self._width = width
         self._lock = threading.Lock()
         self._broken = False
+        self._tails: defaultdict[str, deque[str]] = defaultdict(lambda: deque(maxlen=TAIL_LINES))
+
+    def tail(self, name: str) -> list[str]:
+        """The last TAIL_LINES lines written as ``name``, without newlines, oldest first."""
+        with self._lock:
+            return list(self._tails.get(name, ()))
 
     def write(self, name: str, line: str) -> None:
         """Write one prefixed line and flush, so output shows up as it happens."""
         with self._lock:
+            self._tails[name].append(line.rstrip("\r\n"))
             if self._broken:
                 return
             try:

@@ -74,8 +74,17 @@ def record(
     action: str,
     target: str = "",
     metadata: dict[str, Any] | None = None,
+    *,
+    known_secrets: tuple[str, ...] = (),
 ) -> None:
-    """Append one row to the tenant's chain (call inside a write transaction)."""
+    """Append one row to the tenant's chain (call inside a write transaction).
+
+    ``known_secrets`` (secret values the change's text may hold, e.g. a failed
+    step's) are masked in ``metadata`` now: a row cannot be scrubbed later
+    without breaking the chain.
+    """
+    if known_secrets:
+        metadata = redact(metadata or {}, known_secrets=known_secrets)
     pending: list[tuple[str, Entry]] | None = getattr(_deferred, "entries", None)
     if pending is not None:
         pending.append((tenant_id, (actor, action, target, metadata)))

@@ -10,6 +10,7 @@ from shared.errors import Conflict
 from shared.keyring import load_keys
 from shared.models import User
 from shared.plugin_token import load_plugin_token
+from shared.private_files import private_dir
 from shared.settings import Settings
 from shared.tenancy import ensure_default_tenant
 from shared.users import create_user
@@ -22,7 +23,7 @@ def prepare(settings: Settings) -> list[int]:
 
     Idempotent; returns the migration versions applied by this call.
     """
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     load_keys(settings)
     load_plugin_token(settings)
     bind(settings.resolved_database_url)

@@ -21,6 +21,8 @@ from urllib.parse import urlparse
 import peewee
 from playhouse import db_url
 
+from shared.private_files import private_sqlite_file
+
 #: Milliseconds SQLite waits for a competing writer before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
@@ -66,7 +68,7 @@ def open_database(url: str) -> peewee.Database:
     if scheme == "sqlite":
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite_file(Path(path))
         return peewee.SqliteDatabase(
             path or ":memory:",
             pragmas={

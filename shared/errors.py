@@ -85,6 +85,18 @@ class ServiceUnavailable(AisOpsFlowError):
     status_code = 503
 
 
+class OutboundRefused(AisOpsFlowError):
+    """A URL a tenant controls leads where the outbound policy forbids; the message names the setting."""
+
+    status_code = 422
+
+
+class InsufficientStorage(AisOpsFlowError):
+    """The disk (or the database's storage) is full: nothing can be written until space is freed."""
+
+    status_code = 507
+
+
 class SecretKeyError(AisOpsFlowError):
     """A stored secret cannot be decrypted with the configured keys."""
 
@@ -99,6 +111,10 @@ class RetryableStepError(StepError):
 
 class PermanentStepError(StepError):
     """A step failed in a way no retry will fix."""
+
+
+class StepCrashed(StepError):
+    """A step's executor raised an error it should not have; the message has the step's secrets masked."""
 
 
 class ChannelError(AisOpsFlowError):

@@ -4,18 +4,28 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
+
+import peewee
 
 from shared import audit
 from shared.db import PreparedSelect, write_transaction
 from shared.domain.hook_request import HookRequest, stored_headers
 from shared.domain.templating import TRIGGER_BUDGET, TemplateError, evaluate, render
-from shared.domain.webhook_auth import WebhookAuthFailure, verify_webhook
+from shared.domain.webhook_auth import ReplayGuard, WebhookAuthFailure, verify_webhook
 from shared.domain.workflow_spec import WebhookTrigger
 from shared.engine.executions import Started, cancel_execution, start_execution
 from shared.engine.specs import spec_of
 from shared.errors import Conflict, NotFound, ValidationError
-from shared.models import Execution, Secret, Workflow, WorkflowVersion, utcnow
+from shared.models import (
+    Execution,
+    Secret,
+    WebhookDelivery,
+    Workflow,
+    WorkflowVersion,
+    utcnow,
+)
 from shared.redaction import redact
 
 #: Executions a "resolved" request may still cancel.
@@ -60,12 +70,12 @@ def _trigger(workflow: Workflow, path: str) -> WebhookTrigger:
 
 def _authenticate(
     workflow: Workflow, trigger: WebhookTrigger, request: HookRequest, read_secret: Any
-) -> None:
+) -> ReplayGuard | None:
     if trigger.auth is None:
-        return
+        return None
     try:
         secret_value = read_secret(workflow.tenant_id, trigger.auth.secret)
-        verify_webhook(
+        return verify_webhook(
             trigger.auth,
             secret_value or "",
             request.headers,
@@ -82,6 +92,75 @@ def _authenticate(
                 {"reason": failure.reason},
             )
         raise
+
+
+def _claim_delivery(workflow: Workflow, guard: ReplayGuard | None) -> int | None:
+    """Record a signed request as received; Conflict if it already was (a replay). Its row id.
+
+    Rows whose window has passed are dropped afterwards, so the table holds about one
+    window of each workflow's deliveries.
+    """
+    if guard is None:
+        return None
+    now = utcnow()
+    row_id = _insert_delivery(workflow, guard, now)
+    if row_id is None:
+        with write_transaction():
+            audit.record(
+                workflow.tenant_id,
+                "webhook",
+                "hook.replay_refused",
+                f"workflow:{workflow.workflow_key}",
+                {"window_seconds": guard.window_seconds},
+            )
+        raise Conflict(
+            f"workflow {workflow.workflow_key!r} already received this signed request within "
+            f"the last {guard.window_seconds} s: a replay is refused (a sender re-sending on "
+            f"purpose must sign it anew)"
+        )
+    # Its own statement, not part of the insert's transaction: there, its range lock
+    # would make two deliveries arriving together deadlock on MySQL/MariaDB.
+    with write_transaction():
+        WebhookDelivery.delete().where(
+            WebhookDelivery.workflow == workflow.id, WebhookDelivery.expires_at < now
+        ).execute()
+    return row_id
+
+
+def _insert_delivery(workflow: Workflow, guard: ReplayGuard, now: Any) -> int | None:
+    """The new delivery row's id; None when an unexpired one with the same key exists."""
+    for _ in range(2):
+        try:
+            with write_transaction():
+                return WebhookDelivery.create(
+                    tenant=workflow.tenant_id,
+                    workflow=workflow.id,
+                    replay_key=guard.key,
+                    received_at=now,
+                    expires_at=now + timedelta(seconds=guard.window_seconds),
+                ).id
+        except peewee.IntegrityError:
+            # The same key is on record: a replay, unless that record's window has passed.
+            with write_transaction():
+                expired = (
+                    WebhookDelivery.delete()
+                    .where(
+                        WebhookDelivery.workflow == workflow.id,
+                        WebhookDelivery.replay_key == guard.key,
+                        WebhookDelivery.expires_at < now,
+                    )
+                    .execute()
+                )
+            if not expired:
+                return None
+    return None
+
+
+def _release_delivery(delivery_id: int | None) -> None:
+    """Forget a claimed delivery whose request then failed, so the sender may retry it."""
+    if delivery_id is not None:
+        with write_transaction():
+            WebhookDelivery.delete().where(WebhookDelivery.id == delivery_id).execute()
 
 
 def _context(trigger: WebhookTrigger, request: HookRequest) -> dict[str, Any]:
@@ -108,7 +187,7 @@ def receive(
     if workflow is None:
         raise NotFound(f"workflow {workflow_id!r} not found")
     trigger = _trigger(workflow, path)
-    _authenticate(workflow, trigger, request, read_secret)
+    guard = _authenticate(workflow, trigger, request, read_secret)
     if not workflow.enabled:
         raise Conflict(f"workflow {workflow_id!r} is disabled; enable it to accept triggers")
     context = _context(trigger, request)
@@ -125,17 +204,22 @@ def receive(
         )
     except TemplateError as error:
         raise ValidationError(f"trigger of workflow {workflow_id!r}: {error}") from None
-    if resolving:
-        return _resolve(workflow, dedupe_key)
-    started = start_execution(
-        workflow,
-        trigger_type="webhook",
-        trigger_ref=path or "webhook",
-        context=context,
-        dedupe_key=dedupe_key,
-        dedupe_window_seconds=trigger.dedupe_window_seconds,
-        actor="webhook",
-    )
+    delivery_id = _claim_delivery(workflow, guard)
+    try:
+        if resolving:
+            return _resolve(workflow, dedupe_key)
+        started = start_execution(
+            workflow,
+            trigger_type="webhook",
+            trigger_ref=path or "webhook",
+            context=context,
+            dedupe_key=dedupe_key,
+            dedupe_window_seconds=trigger.dedupe_window_seconds,
+            actor="webhook",
+        )
+    except BaseException:
+        _release_delivery(delivery_id)
+        raise
     return HookResult(
         started.execution.id, started.execution.status, started.deduplicated, False, started
     )

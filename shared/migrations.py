@@ -16,7 +16,13 @@ from dataclasses import dataclass
 import peewee
 
 from shared.db import database, write_transaction
-from shared.models import ALL_MODELS, KakaoMessage, KakaoProvider, SchemaMigration
+from shared.models import (
+    ALL_MODELS,
+    KakaoMessage,
+    KakaoProvider,
+    SchemaMigration,
+    WebhookDelivery,
+)
 
 
 @dataclass(frozen=True)
@@ -37,9 +43,14 @@ def _create_kakao_tables(db: peewee.Database) -> None:
     db.create_tables([KakaoProvider, KakaoMessage], safe=True)
 
 
+def _create_webhook_deliveries(db: peewee.Database) -> None:
+    db.create_tables([WebhookDelivery], safe=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables", _create_core_tables),
     Migration(2, "kakao providers and messages", _create_kakao_tables),
+    Migration(3, "webhook deliveries (replay protection)", _create_webhook_deliveries),
 )
 
 

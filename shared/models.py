@@ -497,6 +497,27 @@ class CronState(TenantScoped):
         indexes = ((("workflow", "trigger_index"), True),)
 
 
+class WebhookDelivery(TenantScoped):
+    """A signed webhook request already accepted, kept while a copy of it would still verify.
+
+    ``replay_key`` is the SHA-256 of what the sender signed; the unique index makes a
+    second request with the same key fail, whichever API process receives it.
+    """
+
+    id = AutoField()
+    workflow = ForeignKeyField(Workflow, column_name="workflow_id", on_delete="CASCADE")
+    replay_key = CharField(max_length=64)
+    received_at = DateTimeField(default=utcnow)
+    expires_at = DateTimeField()
+
+    class Meta:
+        table_name = "webhook_deliveries"
+        indexes = (
+            (("workflow", "replay_key"), True),
+            (("workflow", "expires_at"), False),
+        )
+
+
 class SchemaMigration(BaseModel):
     """A forward migration that has been applied."""
 
@@ -529,4 +550,5 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
     Secret,
     AuditLog,
     CronState,
+    WebhookDelivery,
 )

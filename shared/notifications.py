@@ -17,10 +17,11 @@ from typing import Any
 
 from shared.approval_links import LinkClaim, make_token
 from shared.directory import expand_reference
-from shared.domain.targets import Target, is_reference, parse_target
-from shared.errors import ChannelError, NotFound, ValidationError
+from shared.domain.targets import Target, address_url, is_reference, parse_target
+from shared.errors import ChannelError, NotFound, OutboundRefused, ValidationError
 from shared.kakao.notify import send_target
 from shared.models import Approval
+from shared.outbound import OutboundPolicy, check_url
 from shared.plugin_client import PluginClient
 from shared.settings import Settings
 
@@ -73,6 +74,23 @@ def resolve_targets(
     return targets, delivery
 
 
+def outbound_refusal(target: Target, policy: OutboundPolicy) -> str | None:
+    """Why Core will not hand ``target``'s URL to its plugin (saas: an internal address), or None.
+
+    The plugin checks again when it connects; checking here keeps a tenant's URL off
+    the operator's network even when a plugin is not configured to.
+    """
+    url = address_url(target)
+    if url is None:
+        return None
+    try:
+        check_url(url, policy)
+    except OutboundRefused as error:
+        # The URL itself is not repeated: a webhook URL's path is its secret.
+        return f"{target.plugin} webhook URL refused by the outbound policy: {error.message}"
+    return None
+
+
 def approval_payload(
     settings: Settings, approval: Approval, target: Target, secret_key: bytes
 ) -> dict[str, Any]:
@@ -113,7 +131,21 @@ def deliver(
     targets, delivery = resolve_targets(
         tenant_id, [item for item in items if isinstance(item, str)], render
     )
+    policy = OutboundPolicy.for_tenants(plugins.settings)
     for target, label in targets:
+        refused = outbound_refusal(target, policy)
+        if refused is not None:
+            delivery.results.append(
+                {
+                    "target": label,
+                    "channel": target.plugin,
+                    "address": target.address,
+                    "ok": False,
+                    "error": refused,
+                    "retryable": False,
+                }
+            )
+            continue
         payload = {**message, "target": target.address}
         if approval is not None:
             payload["approval"] = approval_payload(plugins.settings, approval, target, secret_key)

@@ -6,7 +6,8 @@ from typing import Any
 
 import requests
 
-from shared.errors import ChannelError
+from shared.errors import ChannelError, OutboundRefused
+from shared.outbound import OutboundPolicy, tenant_session
 from shared.plugin_token import load_plugin_token
 from shared.settings import Settings
 
@@ -41,14 +42,19 @@ class PluginClient:
         timeout_seconds: float,
         who: str,
         token: str | None = None,
+        outbound: OutboundPolicy | None = None,
     ) -> dict[str, Any]:
         """POST ``payload`` to ``url`` with ``token`` (default: the plugin token) as bearer.
 
         ``who`` names the callee in error messages (``plugin 'slack'``, ``kakao provider
-        'mock'``). The JSON answer; ChannelError (retryable for 429/5xx/unreachable) otherwise.
+        'mock'``). ``outbound``: the URL is a tenant's, held to that policy when connecting.
+        The JSON answer; ChannelError (retryable for 429/5xx/unreachable) otherwise.
         """
+        session = self.session
+        if outbound is not None and outbound.enforced:
+            session = tenant_session(outbound)
         try:
-            response = self.session.post(
+            response = session.post(
                 url,
                 json=payload,
                 headers={"Authorization": f"Bearer {token or self.token}"},
@@ -56,6 +62,8 @@ class PluginClient:
                 # A redirect would carry the bearer token on to wherever it points.
                 allow_redirects=False,
             )
+        except OutboundRefused as error:
+            raise ChannelError(f"{who} refused: {error.message}") from None
         except requests.Timeout as error:
             raise ChannelError(
                 f"{who} at {url} timed out after {timeout_seconds:g} s", retryable=True

@@ -35,44 +35,57 @@ class Session:
     token: ApiToken
 
 
-def _check_lockout(settings: Settings, email_hash: str) -> None:
+def _reserve_attempt(settings: Settings, email_hash: str) -> int:
+    """Count this attempt as a failure *before* the password is checked; its row id.
+
+    The row is committed first and the recent rows counted after, so of any number
+    of parallel attempts at most ``login_max_failures`` see a count within the
+    limit, on every backend and isolation level: the last of them to count would
+    see all the others' committed rows. A refused attempt takes its row back, so
+    hammering a locked email does not keep it locked.
+    """
     now = utcnow()
     window = timedelta(seconds=settings.login_window_seconds)
-    LoginFailure.delete().where(
-        LoginFailure.email_hash == email_hash, LoginFailure.failed_at < now - window
-    ).execute()
+    with write_transaction():
+        LoginFailure.delete().where(
+            LoginFailure.email_hash == email_hash, LoginFailure.failed_at < now - window
+        ).execute()
+        reserved = LoginFailure.create(email_hash=email_hash, failed_at=now).id
     recent = [
         row.failed_at
         for row in LoginFailure.select(LoginFailure.failed_at)
-        .where(LoginFailure.email_hash == email_hash)
+        .where(LoginFailure.email_hash == email_hash, LoginFailure.id != reserved)
         .order_by(LoginFailure.failed_at)
     ]
-    if len(recent) >= settings.login_max_failures:
-        # Locked until enough failures age out to bring the count below the limit.
-        unlocks_at = recent[len(recent) - settings.login_max_failures] + window
-        retry_after = max(1, int((unlocks_at - now).total_seconds()) + 1)
-        raise TooManyRequests(
-            f"too many failed logins for this email; try again in {retry_after} seconds",
-            retry_after_seconds=retry_after,
-        )
+    if len(recent) < settings.login_max_failures:
+        return reserved
+    with write_transaction():
+        LoginFailure.delete().where(LoginFailure.id == reserved).execute()
+    # Locked until enough failures age out to bring the count below the limit.
+    unlocks_at = recent[len(recent) - settings.login_max_failures] + window
+    retry_after = max(1, int((unlocks_at - now).total_seconds()) + 1)
+    raise TooManyRequests(
+        f"too many failed logins for this email; try again in {retry_after} seconds",
+        retry_after_seconds=retry_after,
+    )
 
 
 def login(settings: Settings, email: str, password: str) -> tuple[str, Session]:
     """Check credentials and open a session; returns (bearer token, session).
 
     Raises Unauthorized with one message for any wrong credential, and
-    TooManyRequests once an email has too many recent failures.
+    TooManyRequests once an email has too many recent failures. Every attempt
+    counts as a failure until the password is found right, so parallel guesses
+    cannot get past the limit.
     """
     email = email.strip().lower()
     email_hash = _email_digest(email)
-    with write_transaction():
-        _check_lockout(settings, email_hash)
+    _reserve_attempt(settings, email_hash)
     user = User.get_or_none(User.email == email)
     # Verify even for an unknown email so timing does not reveal which emails exist.
     if not verify_password(user.password_hash if user else None, password):
-        with write_transaction():
-            LoginFailure.create(email_hash=email_hash)
-            if user is not None:
+        if user is not None:
+            with write_transaction():
                 audit.record(user.tenant_id, email, "auth.login_failed", f"user:{user.id}")
         raise Unauthorized(INVALID_CREDENTIALS)
     with write_transaction():

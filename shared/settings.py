@@ -72,6 +72,15 @@ def _bool(name: str, raw: str) -> bool:
     raise SettingsError(f"{name}={raw!r}: expected true or false")
 
 
+def _origins(name: str, raw: str) -> str:
+    for origin in filter(None, (part.strip() for part in raw.split(","))):
+        if not re.fullmatch(r"https?://[^/?#@\s]+", origin):
+            raise SettingsError(
+                f"{name}={raw!r}: expected origins like https://ui.example.com, comma-separated"
+            )
+    return raw.strip()
+
+
 def _database_url(name: str, raw: str) -> str:
     value = raw.strip()
     if not re.match(r"^(sqlite|postgres|postgresql|mysql)(\+pool)?://", value):
@@ -253,11 +262,17 @@ class Settings:
         "",
         "Where Core reaches each plugin, `name=url` comma-separated (e.g. `slack=http://plugin-slack:8091`). Unset: `http://<PLUGIN_HOST>:<port>` as `aisopsflow up` starts them.",
     )
+    outbound_allowed_networks: str = _env(
+        "OUTBOUND_ALLOWED_NETWORKS",
+        _networks,
+        "",
+        "saas mode: internal networks (CIDRs, comma-separated) that URLs a tenant controls (http steps, Teams webhook URLs, Kakao providers) may reach; every other loopback, private, link-local or reserved address is refused.",
+    )
     kakao_provider_networks: str = _env(
         "KAKAO_PROVIDER_NETWORKS",
         _networks,
         "",
-        "saas mode: internal networks (CIDRs, comma-separated) a tenant's Kakao provider may be in; every other loopback, private or link-local address is refused.",
+        "saas mode: more internal networks (CIDRs, comma-separated) a tenant's Kakao provider may be in, on top of AISOPSFLOW_OUTBOUND_ALLOWED_NETWORKS.",
     )
     token_ttl_seconds: int = _env(
         "TOKEN_TTL_SECONDS",
@@ -267,6 +282,18 @@ class Settings:
     )
     cookie_secure: bool = _env(
         "COOKIE_SECURE", _bool, False, "Mark the session cookie `Secure` (set true behind HTTPS)."
+    )
+    allowed_origins: str = _env(
+        "ALLOWED_ORIGINS",
+        _origins,
+        "",
+        "Origins (`https://host[:port]`, comma-separated) besides the API's own host whose pages may make writes with the session cookie, e.g. a UI on another host. Bearer-token calls are not checked.",
+    )
+    min_free_disk_mb: int = _env(
+        "MIN_FREE_DISK_MB",
+        _positive_int,
+        64,
+        "`/healthz` answers 503 when the data dir's filesystem has less free space than this, in MiB.",
     )
     login_max_failures: int = _env(
         "LOGIN_MAX_FAILURES",

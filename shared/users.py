@@ -7,7 +7,7 @@ from typing import Any
 import peewee
 
 from shared import audit
-from shared.db import write_transaction
+from shared.db import lock_for_update, write_transaction
 from shared.errors import Conflict, ValidationError
 from shared.models import ROLES, ApiToken, User, utcnow
 from shared.passwords import hash_password
@@ -19,6 +19,22 @@ def check_role(role: str) -> None:
         raise ValidationError(
             f"role {role!r} is unknown: use one of {', '.join(ROLES)}",
             errors={"role": [f"Must be one of: {', '.join(ROLES)}."]},
+        )
+
+
+def _keep_an_admin(tenant_id: str, user: User, what: str) -> None:
+    """Conflict when ``user`` is the tenant's last admin; call inside the write transaction.
+
+    The tenant's admin rows are locked, so two admins demoting each other at once
+    cannot both see the other still there.
+    """
+    if user.role != "admin":
+        return
+    admins = lock_for_update(User.for_tenant(tenant_id, User.id).where(User.role == "admin"))
+    if not any(row.id != user.id for row in admins):
+        raise Conflict(
+            f"{user.email!r} is the tenant's last admin and cannot be {what}; "
+            f"make another user admin first"
         )
 
 
@@ -41,7 +57,10 @@ def create_user(tenant_id: str, *, email: str, password: str, role: str, actor: 
 
 
 def update_user(tenant_id: str, user_id: str, changes: dict[str, Any], *, actor: str) -> User:
-    """Change a user's role, email or password; a password change revokes their sessions."""
+    """Change a user's role, email or password; a password change revokes their sessions.
+
+    Conflict when it would leave the tenant without an admin.
+    """
     values: dict[str, Any] = {}
     if "role" in changes:
         check_role(changes["role"])
@@ -53,6 +72,8 @@ def update_user(tenant_id: str, user_id: str, changes: dict[str, Any], *, actor:
     try:
         with write_transaction():
             user = User.get_for_tenant(tenant_id, User.id == user_id, what=f"user {user_id!r}")
+            if values.get("role", "admin") != "admin":
+                _keep_an_admin(tenant_id, user, f"made {values['role']}")
             if values:
                 values["updated_at"] = utcnow()
                 User.update(values).where(User.id == user.id).execute()
@@ -76,8 +97,15 @@ def update_user(tenant_id: str, user_id: str, changes: dict[str, Any], *, actor:
 
 
 def delete_user(tenant_id: str, user_id: str, *, actor: str) -> None:
-    """Delete a user and their sessions."""
+    """Delete a user and their sessions; Conflict for the tenant's last admin."""
     with write_transaction():
         user = User.get_for_tenant(tenant_id, User.id == user_id, what=f"user {user_id!r}")
+        _keep_an_admin(tenant_id, user, "deleted")
         user.delete_instance(recursive=True)
         audit.record(tenant_id, actor, "user.delete", f"user:{user_id}", {"email": user.email})
+
+
+def admin_emails(tenant_id: str) -> list[str]:
+    """Emails of ``tenant_id``'s admins, oldest account first."""
+    admins = User.for_tenant(tenant_id, User.email).where(User.role == "admin")
+    return [user.email for user in admins.order_by(User.created_at, User.email)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 from dramatiq.middleware.time_limit import TimeLimitExceeded
@@ -9,6 +10,7 @@ from dramatiq.middleware.time_limit import TimeLimitExceeded
 from shared.domain.backoff import backoff_ms, is_retryable
 from shared.domain.engine_rules import Outcome
 from shared.domain.templating import TemplateError, evaluate
+from worker.step_deadline import step_deadline
 from worker.steps.approval import run_approval
 from worker.steps.base import StepCall, StepFailure
 from worker.steps.condition import run_condition
@@ -47,12 +49,17 @@ def failure_outcome(call: StepCall, failure: StepFailure, attempt: int) -> Outco
     )
 
 
-def execute(call: StepCall, attempt: int) -> Outcome:
-    """Run the step once; every failure becomes an Outcome, never an exception."""
+def execute(call: StepCall, attempt: int, *, time_limit_ms: float | None = None) -> Outcome:
+    """Run the step once; every failure becomes an Outcome, never an exception.
+
+    ``time_limit_ms`` bounds a step that runs without a message of its own (an
+    inline condition); a step with its own message has Dramatiq's time limit.
+    """
     try:
-        if call.step.when and not evaluate(call.step.when, call.context):
-            return Outcome("skipped", input={"when": call.step.when})
-        return EXECUTORS[call.step.type](call)
+        with step_deadline(time_limit_ms) if time_limit_ms else contextlib.nullcontext():
+            if call.step.when and not evaluate(call.step.when, call.context):
+                return Outcome("skipped", input={"when": call.step.when})
+            return EXECUTORS[call.step.type](call)
     except StepFailure as failure:
         return failure_outcome(call, failure, attempt)
     except TemplateError as error:

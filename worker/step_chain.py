@@ -27,6 +27,7 @@ from shared.models import Execution, StepRun
 from shared.plugin_client import PluginClient
 from shared.settings import Settings
 from worker.attempt import execute
+from worker.crash import masked_crash
 from worker.steps.base import StepCall
 
 log = logging.getLogger(__name__)
@@ -134,12 +135,17 @@ class StepChain:
 
     def _run(self, step: Step, run: StepRun, execution: Execution) -> Outcome:
         try:
-            return execute(self.call(step, run, execution), run.attempt)
-        except Exception as error:  # noqa: BLE001 - a planned step must not stop the message
-            log.exception("pure step %s of %s failed unexpectedly", step.id, execution.id)
-            return Outcome(
-                "failed", error=f"internal error while running step {step.id!r}: {error}"
+            # No message of its own carries this step's time limit: hold it to it here.
+            return execute(
+                self.call(step, run, execution),
+                run.attempt,
+                time_limit_ms=step.timeout_seconds * 1000,
             )
+        except Exception as error:  # noqa: BLE001 - a planned step must not stop the message
+            crash = masked_crash(
+                log, f"pure step {step.id!r} of {execution.id}", error, self.known_secrets
+            )
+            return Outcome("failed", error=f"internal error: {crash.message}")
 
     def outcome_for(self, step: Step, attempt: int) -> Outcome | None:
         """The planned outcome of ``step``'s attempt ``attempt``; None sends the step a message."""

@@ -19,6 +19,7 @@ from shared.models import utcnow
 from shared.plugin_client import PluginClient
 from shared.settings import Settings
 from worker.attempt import execute
+from worker.crash import masked_crash
 from worker.step_chain import StepChain
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,11 @@ def run_step(runtime: Runtime, step_run_id: str) -> Outcome | None:
             return None
         spec = spec_of_execution(claim.execution)
         step = spec.step(claim.step_id)
-        outcome = execute(chain.call(step, claim.run, claim.execution), claim.attempt)
+        try:
+            outcome = execute(chain.call(step, claim.run, claim.execution), claim.attempt)
+        except Exception as error:
+            # The lease runs out and a later claim counts the attempt as lost.
+            raise masked_crash(log, f"step run {step_run_id}", error, chain.known_secrets) from None
         chain.plan_after(claim.execution, spec, step, outcome)
         recorded, wakeups = progress.complete(
             claim, outcome, known_secrets=chain.known_secrets, inline=chain

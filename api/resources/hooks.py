@@ -67,6 +67,9 @@ _BODY_DOC = {
 @blp.alt_response(
     200, schema=HookResultSchema, description="Deduplicated to an earlier execution, or resolved"
 )
+@blp.alt_response(
+    409, description="A replay of a signed request already received, or the workflow is disabled"
+)
 @accepts(ANY_TYPE)
 @public
 def post_hook(workflow_id: str) -> Any:
@@ -79,6 +82,9 @@ def post_hook(workflow_id: str) -> Any:
 @blp.response(202, HookResultSchema, description="A new execution was queued")
 @blp.alt_response(
     200, schema=HookResultSchema, description="Deduplicated to an earlier execution, or resolved"
+)
+@blp.alt_response(
+    409, description="A replay of a signed request already received, or the workflow is disabled"
 )
 @accepts(ANY_TYPE)
 @public

@@ -64,12 +64,14 @@ class UserById(MethodView):
 
     @blp.arguments(UserUpdateSchema)
     @blp.response(200, UserSchema)
+    @blp.alt_response(409, description="The email is taken, or this would demote the last admin")
     @require(USERS_ADMIN)
     def patch(self, body: dict[str, Any], user_id: str) -> Any:
         """Change email, role or password (a new password ends the user's sessions)."""
         return update_user(tenant_id(), user_id, body, actor=actor())
 
     @blp.response(204)
+    @blp.alt_response(409, description="Your own account, or the tenant's last admin")
     @require(USERS_ADMIN)
     def delete(self, user_id: str) -> None:
         """Delete a user and their sessions."""

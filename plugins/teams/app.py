@@ -10,6 +10,8 @@ from flask import Flask, Response, jsonify, request
 from plugins.base import create_plugin_app, error_response
 from plugins.teams.cards import message_card
 from plugins.teams.config import TeamsConfig, load_config
+from shared.errors import OutboundRefused
+from shared.outbound import OutboundPolicy, tenant_session
 from shared.plugin_token import load_plugin_token
 from shared.settings import Settings
 
@@ -25,10 +27,19 @@ def _sent(ok: bool, error: str | None = None, retryable: bool = False) -> Respon
     return jsonify(ok=ok, message_id=None, error=error, retryable=retryable)
 
 
-def _post(session: requests.Session, url: str, card: dict[str, Any]) -> Response:
+def _post(
+    session: requests.Session, url: str, card: dict[str, Any], *, follow_redirects: bool
+) -> Response:
     """Deliver the card. Errors never quote the URL: its path is the webhook's secret."""
     try:
-        response = session.post(url, json=card, timeout=tuple(ms / 1000 for ms in TIMEOUT_MS))
+        response = session.post(
+            url,
+            json=card,
+            timeout=tuple(ms / 1000 for ms in TIMEOUT_MS),
+            allow_redirects=follow_redirects,
+        )
+    except OutboundRefused as error:
+        return _sent(False, f"teams: webhook URL refused by the outbound policy: {error.message}")
     except requests.RequestException as error:
         return _sent(False, f"teams: the webhook did not answer ({type(error).__name__})", True)
     status, text = response.status_code, response.text.strip()
@@ -44,10 +55,17 @@ def _post(session: requests.Session, url: str, card: dict[str, Any]) -> Response
 
 
 def create_app(settings: Settings, config: TeamsConfig | None = None) -> Flask:
-    """The Teams plugin app; ``config`` defaults to ``AISOPSFLOW_TEAMS_BASE_URL``."""
+    """The Teams plugin app; ``config`` defaults to ``AISOPSFLOW_TEAMS_BASE_URL``.
+
+    In saas mode a full webhook URL in a target is a tenant's: it is held to the
+    outbound policy when connecting (Core checked it too) and redirects are not
+    followed. A suffix goes to the operator's base URL, as before.
+    """
     config = config or load_config()
     app = create_plugin_app(NAME, VERSION, CAPABILITIES, plugin_token=load_plugin_token(settings))
     session = requests.Session()
+    policy = OutboundPolicy.for_tenants(settings)
+    tenant_urls = tenant_session(policy)
 
     @app.post("/send")
     def send() -> Response | tuple[Response, int]:
@@ -67,6 +85,7 @@ def create_app(settings: Settings, config: TeamsConfig | None = None) -> Flask:
             str(body.get("severity") or "info"),
             approval,
         )
-        return _post(session, url, card)
+        chosen = tenant_urls if config.is_full_url(body["target"]) else session
+        return _post(chosen, url, card, follow_redirects=not policy.enforced)
 
     return app

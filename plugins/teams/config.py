@@ -19,13 +19,17 @@ class TeamsConfig:
 
     base_url: str = ""
 
+    def is_full_url(self, target: str) -> bool:
+        """True when ``target`` is a whole webhook URL (the sender chose the host), not a suffix."""
+        return _HTTP_URL.fullmatch(target.strip()) is not None
+
     def webhook_url(self, target: str) -> str:
         """The incoming-webhook URL of a target: a full http(s) URL, or a suffix of the base.
 
         ValueError when the target is a suffix and no base URL is configured.
         """
         target = target.strip()
-        if _HTTP_URL.fullmatch(target):
+        if self.is_full_url(target):
             return target
         if not target or any(char.isspace() for char in target):
             raise ValueError(f"teams target {target!r}: expected a webhook URL or a suffix")

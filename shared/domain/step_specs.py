@@ -473,6 +473,7 @@ def read_http(fields: Fields, scope: Scope, timeout_seconds: float) -> dict[str,
         "json": None,
         "body": fields.template("body", scope),
         "expect_status": fields.get("expect_status", _expect_status, "2xx"),
+        "follow_redirects": fields.get("follow_redirects", boolean, False),
     }
     url = params["url"]
     literal = (url or "").split("{", 1)[0]

@@ -38,6 +38,22 @@ ADDRESS_FIELDS = (
 )
 
 
+#: Plugins whose address may be a URL the plugin then calls (Teams incoming webhooks).
+URL_ADDRESS_PLUGINS = ("teams",)
+_URL = re.compile(r"\s*https?://", re.IGNORECASE)
+
+
+def address_url(target: Target) -> str | None:
+    """The URL the target's plugin will call, when the address is one (a Teams webhook URL).
+
+    Such a URL is the tenant's choice of host, so it is held to the outbound policy; a
+    Teams suffix goes to the operator's ``AISOPSFLOW_TEAMS_BASE_URL`` instead.
+    """
+    if target.plugin in URL_ADDRESS_PLUGINS and _URL.match(target.address):
+        return target.address.strip()
+    return None
+
+
 def is_reference(text: str) -> bool:
     """True for ``group:<name>`` and ``recipient:<id>``."""
     return text.startswith(REFERENCE_PREFIXES)

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import string
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from shared.errors import Unauthorized
@@ -25,6 +26,19 @@ AUTH_TYPES = ("hmac", "token")
 
 # Enough digits for any Unix time in seconds; longer values would only overflow float math.
 _MAX_TIMESTAMP_DIGITS = 12
+
+
+@dataclass(frozen=True)
+class ReplayGuard:
+    """What makes a verified request unique, and how long a copy of it would still verify.
+
+    ``key`` is a SHA-256 hex digest of what was signed (the signature covers it, so a
+    sender-chosen unsigned header cannot change it); a second request with the same
+    key within ``window_seconds`` is a replay.
+    """
+
+    key: str
+    window_seconds: int
 
 
 class WebhookAuthFailure(Unauthorized):
@@ -64,8 +78,14 @@ def verify_webhook(
     body: bytes,
     *,
     now_seconds: float,
-) -> None:
-    """Return when the request passes ``auth``; raise :class:`WebhookAuthFailure` otherwise.
+) -> ReplayGuard | None:
+    """Check the request against ``auth``; raise :class:`WebhookAuthFailure` if it fails.
+
+    Returns the request's :class:`ReplayGuard` where the scheme makes one possible:
+    an HMAC over a timestamp (Slack, Stripe style) is unique per (timestamp, body)
+    and verifies for ``tolerance_seconds`` either side of now; an HMAC over the body
+    alone only with ``replay_window_seconds`` set. A shared token says nothing about
+    the request, so it gets none.
 
     ``auth`` is a workflow trigger's auth block (attributes ``type``, ``header``,
     ``algorithm``, ``prefix``, ``timestamp_header``, ``tolerance_seconds``,
@@ -79,11 +99,11 @@ def verify_webhook(
     lowered = {name.lower(): value for name, value in headers.items()}
     kind = getattr(auth, "type", None)
     if kind == "hmac":
-        _verify_hmac(auth, secret_value, lowered, body, now_seconds)
-    elif kind == "token":
+        return _verify_hmac(auth, secret_value, lowered, body, now_seconds)
+    if kind == "token":
         _verify_token(auth, secret_value, lowered)
-    else:
-        raise WebhookAuthFailure(f"unsupported auth type {kind!r}")
+        return None
+    raise WebhookAuthFailure(f"unsupported auth type {kind!r}")
 
 
 def _header(headers: dict[str, str], name: str | None) -> str:
@@ -97,7 +117,7 @@ def _header(headers: dict[str, str], name: str | None) -> str:
 
 def _verify_hmac(
     auth: Any, secret_value: str, headers: dict[str, str], body: bytes, now_seconds: float
-) -> None:
+) -> ReplayGuard | None:
     algorithm = getattr(auth, "algorithm", None) or DEFAULT_ALGORITHM
     digest = ALGORITHMS.get(algorithm)
     if digest is None:
@@ -114,6 +134,14 @@ def _verify_hmac(
     # Bytes, not str: compare_digest refuses non-ASCII str, and a header may hold anything.
     if not hmac.compare_digest(presented.encode("utf-8"), expected.encode("utf-8")):
         raise WebhookAuthFailure("signature mismatch")
+    signed = hashlib.sha256(message).hexdigest()
+    if timestamp_header:
+        tolerance = getattr(auth, "tolerance_seconds", None) or DEFAULT_TOLERANCE_SECONDS
+        # A copy verifies until its timestamp is tolerance seconds old, and the timestamp
+        # may be up to tolerance seconds ahead of now: remember it for both.
+        return ReplayGuard(signed, 2 * tolerance)
+    window = getattr(auth, "replay_window_seconds", None)
+    return ReplayGuard(signed, window) if window else None
 
 
 def _fresh_timestamp(

@@ -100,6 +100,7 @@ class WebhookAuth:
     timestamp_header: str | None = None
     tolerance_seconds: int = 300
     signature_base: str | None = None
+    replay_window_seconds: int | None = None
 
 
 @dataclass(frozen=True)
@@ -470,12 +471,26 @@ def _read_auth(hook: Fields) -> WebhookAuth | None:
             "timestamp_header": fields.get("timestamp_header", _HEADER, None),
             "tolerance_seconds": fields.get("tolerance_seconds", integer(1, 86_400), 300),
             "signature_base": fields.get("signature_base", _signature_base, None),
+            "replay_window_seconds": fields.get(
+                "replay_window_seconds", integer(1, 7 * 86_400), None
+            ),
         }
         for key in ("tolerance_seconds", "signature_base"):
             if key in fields and "timestamp_header" not in fields:
                 fields.report(key, "needs a timestamp_header")
+        if "replay_window_seconds" in fields and "timestamp_header" in fields:
+            fields.report(
+                "replay_window_seconds",
+                "a timestamp_header already refuses replays within tolerance_seconds",
+            )
     elif kind == "token":
-        for key in ("algorithm", "timestamp_header", "tolerance_seconds", "signature_base"):
+        for key in (
+            "algorithm",
+            "timestamp_header",
+            "tolerance_seconds",
+            "signature_base",
+            "replay_window_seconds",
+        ):
             if key in fields:
                 fields.raw(key)
                 fields.report(key, "applies to type hmac only")

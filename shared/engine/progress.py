@@ -8,6 +8,7 @@ is never run again; a stale or duplicate message finds nothing to do.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -37,7 +38,7 @@ from shared.domain.workflow_spec import Step, WorkflowSpec
 from shared.engine.outbox import Wakeup, wakeup_for
 from shared.engine.specs import spec_of_execution
 from shared.models import Execution, StepRun, utcnow
-from shared.redaction import redact
+from shared.redaction import mask_secrets, redact
 
 #: Largest stored step input or output, in characters of JSON.
 MAX_STORED_JSON_CHARS = 65_536
@@ -88,6 +89,13 @@ def stored_output(outcome: Outcome, known_secrets: tuple[str, ...] = ()) -> str:
     return stored_json(outcome.output, known_secrets)
 
 
+def masked_outcome(outcome: Outcome, known_secrets: tuple[str, ...]) -> Outcome:
+    """``outcome`` with its error text masked: it is stored, summed up, audited and logged."""
+    if not outcome.error or not known_secrets:
+        return outcome
+    return dataclasses.replace(outcome, error=mask_secrets(outcome.error, known_secrets))
+
+
 def new_step_run(execution: Execution, step: Step, index: int, now: datetime) -> StepRun:
     """Create the pending run of ``step`` (due now) for ``execution``."""
     run = StepRun(
@@ -108,11 +116,17 @@ def set_execution_status(
     error_summary: str | None = None,
     actor: str = ENGINE_ACTOR,
     now: datetime | None = None,
+    known_secrets: tuple[str, ...] = (),
 ) -> None:
-    """Move an execution to ``status`` with its audit row (inside the caller's transaction)."""
+    """Move an execution to ``status`` with its audit row (inside the caller's transaction).
+
+    ``known_secrets`` are masked in the summary, which viewers see in the list.
+    """
     if execution.status == status:
         return
     now = now or utcnow()
+    if error_summary:
+        error_summary = mask_secrets(error_summary, known_secrets)
     values: dict[str, Any] = {"status": status}
     if status == "running" and execution.started_at is None:
         values["started_at"] = now
@@ -128,6 +142,7 @@ def set_execution_status(
         {"from": execution.status, "error": error_summary}
         if error_summary
         else {"from": execution.status},
+        known_secrets=known_secrets,
     )
     for key, value in values.items():
         setattr(execution, key, value)
@@ -295,6 +310,7 @@ def _apply(
     inserted in its final state, one statement instead of two; ``also_write``
     are columns a claim set in memory only, written here with the outcome.
     """
+    outcome = masked_outcome(outcome, known_secrets)
     step = spec.step(run.step_id)
     index = spec.step_index(run.step_id)
     effect: Effect = effect_of(
@@ -340,7 +356,11 @@ def _apply(
         if outcome.stop_after:
             _skip_rest(execution, spec, index, now)
         set_execution_status(
-            execution, effect.execution_status, error_summary=effect.error_summary, now=now
+            execution,
+            effect.execution_status,
+            error_summary=effect.error_summary,
+            now=now,
+            known_secrets=known_secrets,
         )
         return []
     if execution.status != "running":

@@ -222,6 +222,7 @@ def send_target(
         values=values,
         trace_id=trace_id,
         timeout_seconds=timeout_seconds,
+        known_secrets=known_secrets,
     )
     fallback_on = tuple(spec.get("fallback_on", DEFAULT_FALLBACK_ON))
     fallback_targets = [render(item) for item in spec.get("fallback") or []]

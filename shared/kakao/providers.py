@@ -7,8 +7,6 @@ issue) slot in at :func:`_managed_provider`.
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,8 +15,9 @@ from cryptography.fernet import MultiFernet
 
 from shared import audit, records, secrets_store
 from shared.db import connection, write_transaction
-from shared.errors import Forbidden, ValidationError
+from shared.errors import Forbidden, OutboundRefused, ValidationError
 from shared.models import KakaoProvider, Secret, utcnow
+from shared.outbound import OutboundPolicy, check_url
 from shared.settings import Settings
 from shared.tenancy import ensure_default_tenant
 
@@ -60,35 +59,15 @@ def url_shape_problem(base_url: str) -> str | None:
     return None
 
 
-def internal_address_problem(base_url: str, allowed: str = "") -> str | None:
-    """Why ``base_url`` points inside the operator's network, or None (resolves the host).
-
-    In saas mode a tenant's provider must not reach loopback, private, link-local
-    (cloud metadata) or other reserved addresses: Core would call them for the tenant
-    and show their answers. The check runs at registration and again before each
-    send, since a name can be re-pointed after it passed.
-    """
-    host = urlsplit(base_url).hostname or ""
-    try:
-        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError):
-        return f"host {host!r} does not resolve"
-    networks = [ipaddress.ip_network(network) for network in allowed.split(",") if network]
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%")[0])
-        if not address.is_global and not any(address in network for network in networks):
-            return (
-                f"host {host!r} resolves to {address}, an address inside the network "
-                "(the operator can allow a network with AISOPSFLOW_KAKAO_PROVIDER_NETWORKS)"
-            )
-    return None
-
-
 def check_base_url(base_url: str, settings: Settings) -> None:
     """ValidationError (422) naming ``base_url`` unless Core may call it for a tenant."""
     problem = url_shape_problem(base_url)
-    if problem is None and settings.mode == "saas":
-        problem = internal_address_problem(base_url, settings.kakao_provider_networks)
+    if problem is None:
+        try:
+            # Checked again when each send connects: a name can be re-pointed after this.
+            check_url(base_url, OutboundPolicy.for_kakao_providers(settings))
+        except OutboundRefused as error:
+            problem = error.message
     if problem is not None:
         raise ValidationError(
             f"base_url {problem}", errors={"json": {"base_url": [f"base_url {problem}"]}}

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from cryptography.fernet import MultiFernet
 
 from shared.domain.kakao import SendResult, read_answer, transport_failure
 from shared.errors import ChannelError
-from shared.kakao.providers import Provider, internal_address_problem, provider_token
+from shared.kakao.providers import Provider, provider_token
+from shared.outbound import OutboundPolicy
 from shared.plugin_client import PluginClient
+from shared.redaction import mask_secrets
 
 #: Path of the send call on every provider.
 SEND_PATH = "/kakao/alimtalk/send"
@@ -26,22 +29,16 @@ def send_alimtalk(
     values: dict[str, Any],
     trace_id: str,
     timeout_seconds: float,
+    known_secrets: tuple[str, ...] = (),
 ) -> SendResult:
     """Send one AlimTalk to ``to``; every failure (transport, HTTP, ``ok: false``) is a SendResult.
 
     The request body is exactly ``{tenant_id, provider_id, template_id, to, vars,
     trace_id}``; the bearer token is the provider's stored credential, or the shared
     plugin token for ``plugin_token`` providers. ``ring`` decrypts the credential.
+    The provider's error texts are stored and shown: the token and ``known_secrets``
+    (what the vars were rendered with) are masked in them.
     """
-    if provider.auth != "plugin_token" and plugins.settings.mode == "saas":
-        # Checked at registration too; a name can be re-pointed after that.
-        problem = internal_address_problem(
-            provider.base_url, plugins.settings.kakao_provider_networks
-        )
-        if problem is not None:
-            return transport_failure(
-                f"Kakao provider {provider.key!r} refused: base_url {problem}", to, retryable=False
-            )
     token = provider_token(ring, tenant_id, provider, plugins.token)
     if not token:
         return transport_failure(
@@ -65,7 +62,26 @@ def send_alimtalk(
             timeout_seconds=timeout_seconds,
             who=f"Kakao provider {provider.key!r}",
             token=token,
+            # A tenant's own provider is a URL the tenant chose; the operator's is not.
+            outbound=None
+            if provider.auth == "plugin_token"
+            else OutboundPolicy.for_kakao_providers(plugins.settings),
         )
     except ChannelError as error:
-        return transport_failure(error.message, to, retryable=error.retryable)
-    return read_answer(answer, to)
+        return masked_result(
+            transport_failure(error.message, to, retryable=error.retryable),
+            (*known_secrets, token),
+        )
+    return masked_result(read_answer(answer, to), (*known_secrets, token))
+
+
+def masked_result(result: SendResult, known_secrets: tuple[str, ...]) -> SendResult:
+    """``result`` with ``known_secrets`` masked in its error texts."""
+    return dataclasses.replace(
+        result,
+        error=mask_secrets(result.error, known_secrets) if result.error else result.error,
+        recipients={
+            phone: (status, mask_secrets(reason, known_secrets) if reason else reason)
+            for phone, (status, reason) in result.recipients.items()
+        },
+    )

@@ -53,8 +53,10 @@ def saas_settings(make_settings: Any, tmp_path: Path) -> Any:
     return make_settings(
         mode="saas",
         database_url=f"sqlite:///{tmp_path / 'saas.db'}",
-        # Tests run their providers on loopback; saas refuses internal addresses otherwise.
-        kakao_provider_networks="127.0.0.0/8,10.0.0.0/8",
+        # Tests run their providers and http targets on loopback; saas refuses internal
+        # addresses otherwise (tests/worker/test_outbound_policy.py shows the refusals).
+        kakao_provider_networks="10.0.0.0/8",
+        outbound_allowed_networks="127.0.0.0/8",
     )
 
 

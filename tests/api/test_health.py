@@ -10,7 +10,13 @@ def test_healthz_is_ok_when_everything_answers(client):
     response = client.get("/healthz")
 
     assert response.status_code == 200
-    assert response.json == {"status": "ok", "db": "ok", "redis": "ok", "scheduler": "no tick yet"}
+    assert response.json == {
+        "status": "ok",
+        "db": "ok",
+        "redis": "ok",
+        "disk": "ok",
+        "scheduler": "no tick yet",
+    }
 
 
 def test_healthz_names_a_stale_scheduler(app, client, settings):

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from ops.prefix import PrefixedOutput, format_line
+from ops.prefix import TAIL_LINES, PrefixedOutput, format_line
 
 
 @pytest.mark.parametrize(
@@ -68,3 +68,17 @@ def test_lines_of_concurrent_children_never_interleave():
         name, _, text = line.partition(" | ")
         assert text.startswith(name.strip() + "-") and text.endswith("x" * 200)
     assert not any(isinstance(t, threading.Thread) and t.is_alive() for t in threads)
+
+
+def test_the_tail_keeps_each_names_last_lines_even_when_stdout_is_gone():
+    stream = io.StringIO()
+    output = PrefixedOutput(stream, width=6)
+    for number in range(TAIL_LINES + 5):
+        output.write("worker", f"line {number}\n")
+    output.write("api", "other\r\n")
+    stream.close()  # our stdout vanished: the tail still records what children said
+    output.write("worker", "after\n")
+
+    assert output.tail("worker") == [f"line {n}" for n in range(6, TAIL_LINES + 5)] + ["after"]
+    assert output.tail("api") == ["other"]
+    assert output.tail("nobody") == []

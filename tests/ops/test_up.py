@@ -2,135 +2,29 @@
 
 from __future__ import annotations
 
-import os
-import random
+import re
 import signal
-import socket
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
-import psutil
 import pytest
 import requests
 
 from ops.processes import PLUGIN_NAMES
-
-REPO = Path(__file__).resolve().parents[2]
-#: The issue's promise: /healthz answers within 15 s of `up` starting.
-HEALTHY_WITHIN_S = 15
-#: `up` gives children 10 s after SIGTERM, then kills; allow a little more.
-STOPPED_WITHIN_S = 15
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port_range(count: int) -> int:
-    """The first of ``count`` consecutive free ports."""
-    for _ in range(200):
-        base = random.randint(20_000, 60_000 - count)
-        if all(port_is_free(base + offset) for offset in range(count)):
-            return base
-    raise RuntimeError("no free port range found")
-
-
-@dataclass
-class RunningStack:
-    process: subprocess.Popen[bytes]
-    api: str
-    plugin_base_port: int
-    data_dir: Path
-    log: Path
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-def wait_healthy(stack: RunningStack, started: float) -> None:
-    while time.monotonic() - started < HEALTHY_WITHIN_S:
-        assert stack.process.poll() is None, f"`up` exited early:\n{stack.output()}"
-        try:
-            if requests.get(f"{stack.api}/healthz", timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"/healthz did not answer 200 within {HEALTHY_WITHIN_S} s:\n{stack.output()}")
-
-
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[RunningStack]:
-    """`up` on an empty data dir, no Redis configured, healthy; killed if a test leaves it."""
-    api_port = free_port_range(1)
-    plugin_base_port = free_port_range(len(PLUGIN_NAMES))
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("AISOPSFLOW_")}
-    environ.update(
-        AISOPSFLOW_DATA_DIR=str(tmp_path / "data"),
-        AISOPSFLOW_API_PORT=str(api_port),
-        AISOPSFLOW_PLUGIN_BASE_PORT=str(plugin_base_port),
-        AISOPSFLOW_BOOTSTRAP_ADMIN_EMAIL="admin@example.com",
-        AISOPSFLOW_BOOTSTRAP_ADMIN_PASSWORD="admin-password-1",
-        AISOPSFLOW_API_WORKERS="2",
-        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), environ.get("PYTHONPATH")])),
-    )
-    log = tmp_path / "up.log"
-    started = time.monotonic()
-    with open(log, "wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "ops.cli", "up"],
-            cwd=tmp_path,  # no .env of the developer's is read
-            env=environ,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    running = RunningStack(
-        process, f"http://127.0.0.1:{api_port}", plugin_base_port, tmp_path / "data", log
-    )
-    children: list[psutil.Process] = []
-    try:
-        wait_healthy(running, started)
-        children = descendants(process)
-        yield running
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=STOPPED_WITHIN_S)
-            except subprocess.TimeoutExpired:
-                process.kill()  # its children follow through PR_SET_PDEATHSIG
-                process.wait()
-        psutil.wait_procs(children, timeout=STOPPED_WITHIN_S)
-
-
-def descendants(process: subprocess.Popen[bytes]) -> list[psutil.Process]:
-    return psutil.Process(process.pid).children(recursive=True)
-
-
-def still_alive(process: psutil.Process) -> bool:
-    try:
-        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def assert_all_gone(processes: list[psutil.Process], output: str) -> None:
-    _, alive = psutil.wait_procs(processes, timeout=5)
-    alive = [p for p in alive if still_alive(p)]
-    assert alive == [], f"left behind: {[p.pid for p in alive]}\n{output}"
+from tests.support.up_stack import (
+    HEALTHY_WITHIN_S,
+    STOPPED_WITHIN_S,
+    assert_all_gone,
+    descendants,
+    free_port_range,
+    start_up,
+    stop_up,
+    up_environ,
+)
 
 
 def test_up_serves_everything_and_stops_cleanly_on_sigterm(stack):
+    assert stack.healthy_after_s < HEALTHY_WITHIN_S, stack.output()
     token = (stack.data_dir / "plugin.token").read_text().strip()
     for index, name in enumerate(PLUGIN_NAMES):
         url = f"http://127.0.0.1:{stack.plugin_base_port + index}/probe"
@@ -200,13 +94,46 @@ def test_children_die_with_up_even_when_it_is_killed(stack):
     assert_all_gone(children, stack.output())
 
 
-def test_a_crashing_child_stops_the_stack_with_an_error(stack):
-    scheduler = next(p for p in descendants(stack.process) if "scheduler" in p.cmdline())
+def test_a_child_that_keeps_crashing_stops_the_stack_naming_it(stack):
     children = descendants(stack.process)
-
-    scheduler.kill()
+    pid = 0
+    for _ in range(5):
+        scheduler = stack.wait_for_new_child("scheduler", pid, timeout_s=20)
+        children += descendants(stack.process)
+        pid = scheduler.pid
+        scheduler.kill()
     code = stack.process.wait(timeout=STOPPED_WITHIN_S)
 
-    assert code == 1
-    assert "scheduler exited unexpectedly" in stack.output()
-    assert_all_gone(children, stack.output())
+    output = stack.output()
+    assert code == 1, output
+    pauses = re.findall(r"scheduler killed by SIGKILL; restarting it in (\d+) ms", output)
+    assert pauses == ["500", "1000", "2000", "4000"], output
+    assert (
+        "scheduler crashed 5 times within 60 s (killed by SIGKILL, killed by SIGKILL, "
+        "killed by SIGKILL, killed by SIGKILL, killed by SIGKILL); not restarting it"
+    ) in output
+    last_words = output[output.index("lines of scheduler:") :]
+    assert "scheduler started, ticking every" in last_words
+    assert_all_gone(children, output)
+
+
+def test_a_second_up_on_a_taken_api_port_fails_and_never_says_up(stack, tmp_path):
+    api_port = int(stack.api.rsplit(":", 1)[1])
+    folder = tmp_path / "second"
+    folder.mkdir()
+    environ = up_environ(folder / "data", api_port, free_port_range(len(PLUGIN_NAMES)))
+
+    second = start_up(environ, folder)
+    try:
+        code = second.wait(timeout=60)
+    finally:
+        stop_up(second)
+
+    output = (folder / "up.log").read_text(errors="replace")
+    assert code == 1, output
+    assert "AisOpsFlow is up." not in output
+    assert (
+        f"AISOPSFLOW_API_PORT: port {api_port} on '127.0.0.1', wanted by the API, is already "
+        "in use (another `aisopsflow up`, or another program)"
+    ) in output
+    assert requests.get(f"{stack.api}/healthz", timeout=5).status_code == 200

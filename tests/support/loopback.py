@@ -14,17 +14,18 @@ from tests.support.http_server import LocalServer, QuietHandler
 
 @dataclass
 class Route:
-    """How one path answers: statuses in turn (the last repeats), a body ("echo": the request's), a delay in seconds."""
+    """How one path answers: statuses in turn (the last repeats), a body ("echo": the request's), a delay in seconds, extra headers (e.g. Location)."""
 
     statuses: list[int] = field(default_factory=lambda: [200])
     body: Any = field(default_factory=dict)
     delay_seconds: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class Loopback(LocalServer):
-    """A threaded HTTP server on 127.0.0.1 recording every request."""
+    """A threaded HTTP server on ``host`` (127.0.0.1) recording every request."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.routes: dict[str, Route] = {}
         self.hits: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.lock = threading.Lock()
@@ -49,11 +50,11 @@ class Loopback(LocalServer):
                     time.sleep(route.delay_seconds)
                 status = route.statuses[min(number, len(route.statuses) - 1)]
                 payload = raw if route.body == "echo" else json.dumps(route.body).encode()
-                self.reply(status, payload, {"Content-Type": "application/json"})
+                self.reply(status, payload, {"Content-Type": "application/json", **route.headers})
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _answer  # noqa: N815
 
-        super().__init__(Handler)
+        super().__init__(Handler, host)
 
     def route(self, path: str, **kwargs: Any) -> None:
         """Script the answers of ``path``."""

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import requests
+
 from ops.processes import child_environ
+from shared.plugin_token import load_plugin_token
 from shared.settings import Settings
 
 REPO = Path(__file__).parents[2]
@@ -67,3 +72,26 @@ def kill_leftovers() -> int:
     for process in left:
         process.kill()
     return len(left)
+
+
+def start_plugin(
+    settings: Settings, name: str, log_path: Path, timeout: float = 30.0
+) -> tuple[str, Process]:
+    """Start ``aisopsflow plugin <name>`` on a free loopback port; its URL once ``/probe`` answers."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = ["plugin", name, "--host", "127.0.0.1", "--port", str(port)]
+    process = Process(settings, command, log_path).start()
+    url = f"http://127.0.0.1:{port}"
+    auth = {"Authorization": f"Bearer {load_plugin_token(settings)}"}
+    deadline = time.monotonic() + timeout
+    while True:
+        assert process.process and process.process.poll() is None, process.output()[-4000:]
+        try:
+            if requests.post(f"{url}/probe", headers=auth, timeout=2).status_code == 200:
+                return url, process
+        except requests.ConnectionError:
+            pass
+        assert time.monotonic() < deadline, process.output()[-4000:]
+        time.sleep(0.1)

@@ -6,6 +6,7 @@ and a real Redis; what it sends is read back from the Redis queue.
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -157,3 +158,42 @@ def _a_step():
     from shared.domain.workflow_spec import parse_workflow
 
     return parse_workflow(THREE_CONDITIONS).steps[0]
+
+
+#: About three seconds of template work at ~10 µs a sandboxed call: far past 0.2 s.
+SLOW_EXPRESSION = "range(100000)" + "|map('string')" * 3 + "|list|length > 0"
+
+
+def test_an_inline_condition_is_held_to_its_own_timeout(stack):
+    settings, tenant, queue = stack
+    yaml_text = f"""
+id: slow
+name: a slow condition
+triggers: [{{type: webhook}}]
+steps:
+  - id: slow
+    type: condition
+    timeout_seconds: 0.2
+    expr: "{SLOW_EXPRESSION}"
+"""
+    execution_id, first_run = start(tenant, yaml_text, {})
+
+    started = time.monotonic()
+    run_step(Runtime.build(settings), first_run)
+    elapsed = time.monotonic() - started
+
+    run = StepRun.get(StepRun.execution == execution_id)
+    assert run.status == "failed", (run.status, run.error)
+    assert "exceeded its time limit of 0.2 s" in run.error
+    assert Execution.get_by_id(execution_id).status == "failed"
+    assert elapsed < 2.0, elapsed
+
+
+def test_an_inline_condition_within_its_timeout_is_unaffected(stack):
+    settings, tenant, _ = stack
+    execution_id, first_run = start(tenant, THREE_CONDITIONS, {"severity": "critical"})
+
+    run_step(Runtime.build(settings), first_run)
+    time.sleep(0.3)  # past any deadline: a late raise must not reach this thread
+
+    assert Execution.get_by_id(execution_id).status == "succeeded"

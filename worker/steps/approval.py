@@ -9,6 +9,7 @@ from shared.engine.approvals import open_approval
 from shared.keyring import load_keys
 from shared.models import utcnow
 from shared.notifications import deliver
+from shared.redaction import mask_secrets
 from worker.steps.base import StepCall
 
 
@@ -18,10 +19,11 @@ def run_approval(call: StepCall) -> Outcome:
     message = render(
         params.get("message") or f"Approval needed for step {call.step.id}", call.context
     )
+    # The approval page and API show the message to every role: the secrets it was
+    # rendered with are masked there (the notifications carry what the author wrote).
+    shown = mask_secrets(message, tuple(call.context.get("secrets", {}).values()))
     with write_transaction():
-        approval = open_approval(
-            call.run, dict(params), call.step.timeout_seconds, message, utcnow()
-        )
+        approval = open_approval(call.run, dict(params), call.step.timeout_seconds, shown, utcnow())
     delivery = deliver(
         call.plugins,
         call.run.tenant_id,

@@ -1,4 +1,8 @@
-"""The `http` step: one request with an Idempotency-Key; the response becomes the output."""
+"""The `http` step: one request with an Idempotency-Key; the response becomes the output.
+
+In saas mode the URL is held to the outbound policy (:mod:`shared.outbound`); redirects
+are followed only when the step sets ``follow_redirects: true``.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +12,15 @@ import requests
 
 from shared.domain.engine_rules import Outcome
 from shared.domain.templating import render, render_value
+from shared.errors import OutboundRefused
+from shared.outbound import OutboundPolicy, tenant_session, url_origin
+from shared.redaction import redact
 from worker.steps.base import StepCall, StepFailure
 
 #: Characters of a non-JSON response body kept in the output.
 MAX_BODY_CHARS = 32_768
 #: Seconds at most to wait for a connection (bounded by the step timeout too).
 CONNECT_TIMEOUT_SECONDS = 5.0
-
-_session = requests.Session()
 
 
 def _expected(expect: Any, status: int) -> bool:
@@ -56,12 +61,28 @@ def run_http(call: StepCall) -> Outcome:
         request["data"] = render(params["body"], call.context).encode("utf-8")
     shown = {key: value for key, value in request.items() if key != "data"}
     timeout = call.step.timeout_seconds
+    # saas: the URL is a tenant's; every connection (each redirect hop too) is checked.
+    session = tenant_session(OutboundPolicy.for_tenants(call.settings))
     try:
-        response = _session.request(
+        response = session.request(
             timeout=(min(CONNECT_TIMEOUT_SECONDS, timeout), timeout),
-            allow_redirects=False,
+            allow_redirects=bool(params.get("follow_redirects")),
             **request,
         )
+    except OutboundRefused as error:
+        # Only the origin: the path or query may carry a secret (and the host one too).
+        message = (
+            f"{request['method']} {url_origin(request['url'])} refused by the outbound "
+            f"policy: {error.message}"
+        )
+        known = tuple(call.context.get("secrets", {}).values())
+        raise StepFailure(redact(message, known_secrets=known), input=shown) from None
+    except requests.TooManyRedirects:
+        raise StepFailure(
+            f"{request['method']} {url_origin(request['url'])} redirected more than "
+            f"{session.max_redirects} times",
+            input=shown,
+        ) from None
     except requests.Timeout:
         raise StepFailure(
             f"{request['method']} {request['url']} timed out after {timeout:g} s",
@@ -72,6 +93,14 @@ def run_http(call: StepCall) -> Outcome:
         raise StepFailure(
             f"{request['method']} {request['url']} failed to connect: {type(error).__name__}",
             reason="connection",
+            input=shown,
+        ) from None
+    except (requests.RequestException, ValueError) as error:
+        # E.g. a redirect to a scheme other than http(s), or a URL or header the
+        # template made invalid (MissingSchema, InvalidHeader, UnicodeEncodeError):
+        # no retry changes that, and it must not reach Dramatiq, which logs its text.
+        raise StepFailure(
+            f"{request['method']} {url_origin(request['url'])} failed: {type(error).__name__}",
             input=shown,
         ) from None
     output = {

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from shared.domain.webhook_auth import (
+    ReplayGuard,
     WebhookAuthFailure,
     signature_base_problem,
     verify_webhook,
@@ -364,3 +365,61 @@ def test_reason_never_contains_the_secret_or_what_was_presented():
 def test_failure_is_an_unauthorized_error():
     assert issubclass(WebhookAuthFailure, Unauthorized)
     assert WebhookAuthFailure("stale timestamp").status_code == 401
+
+
+# --- replay guards ---------------------------------------------------------------------
+
+
+def test_a_timestamp_signature_is_guarded_for_twice_its_tolerance():
+    guard = verify_webhook(
+        slack_auth(tolerance_seconds=120),
+        SLACK_SECRET,
+        slack_headers(),
+        SLACK_BODY,
+        now_seconds=SLACK_TIMESTAMP,
+    )
+
+    signed = f"v0:{SLACK_TIMESTAMP}:".encode() + SLACK_BODY
+    assert guard == ReplayGuard(hashlib.sha256(signed).hexdigest(), 240)
+
+
+def test_a_new_timestamp_makes_a_new_guard_key():
+    later = SLACK_TIMESTAMP + 1
+    signature = "v0=" + sign(SLACK_SECRET, f"v0:{later}:".encode() + SLACK_BODY)
+
+    first = verify_webhook(
+        slack_auth(), SLACK_SECRET, slack_headers(), SLACK_BODY, now_seconds=SLACK_TIMESTAMP
+    )
+    second = verify_webhook(
+        slack_auth(),
+        SLACK_SECRET,
+        slack_headers(later, signature),
+        SLACK_BODY,
+        now_seconds=SLACK_TIMESTAMP,
+    )
+
+    assert first.key != second.key
+
+
+@pytest.mark.parametrize(
+    ("window", "expected"),
+    [(None, None), (3600, ReplayGuard(hashlib.sha256(GITHUB_BODY).hexdigest(), 3600))],
+    ids=["no-window", "window"],
+)
+def test_a_body_signature_is_guarded_only_with_a_replay_window(window, expected):
+    guard = verify_webhook(
+        hmac_auth(replay_window_seconds=window),
+        GITHUB_SECRET,
+        {"X-Hub-Signature-256": GITHUB_SIGNATURE, "X-GitHub-Delivery": "any"},
+        GITHUB_BODY,
+        now_seconds=NOW,
+    )
+
+    assert guard == expected
+
+
+def test_a_shared_token_cannot_be_guarded():
+    assert (
+        verify_webhook(token_auth(), "t0ken", {"X-Gitlab-Token": "t0ken"}, b"{}", now_seconds=NOW)
+        is None
+    )

@@ -196,6 +196,7 @@ def test_the_model_has_defaults_filled_in():
         "json": None,
         "body": None,
         "expect_status": "2xx",
+        "follow_redirects": False,
     }
 
 
@@ -207,6 +208,11 @@ def test_the_model_has_defaults_filled_in():
         ("type: notify\n    targets: [slack.ops]\n    message: hi", "timeout_seconds", 30.0),
         ("type: http\n    url: https://x.example\n    method: post", "method", "POST"),
         ("type: http\n    url: https://x.example\n    expect_status: 201", "expect_status", [201]),
+        (
+            "type: http\n    url: https://x.example\n    follow_redirects: true",
+            "follow_redirects",
+            True,
+        ),
         ("type: condition\n    expr: body.ok", "on_false", "skip"),
         ("type: approval", "required_approvals", 1),
         ("type: approval", "on_timeout", "fail"),
