@@ -298,7 +298,11 @@ def workflow_validate(file: Path) -> None:
     """Check a workflow YAML file; print each problem with its place."""
     from shared.domain.workflow_spec import validate_document
 
-    problems = validate_document(file.read_text(encoding="utf-8"))
+    try:
+        text = file.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        _fail(f"{file}: not UTF-8 (byte {error.start} cannot be decoded); save the file as UTF-8")
+    problems = validate_document(text)
     for problem in problems:
         click.echo(f"{file}: {problem.describe()}", err=True)
     if problems:

@@ -36,6 +36,8 @@ from shared.domain.step_specs import (
     seconds,
     str_value,
 )
+from shared.domain.storable import unstorable_character
+from shared.domain.workflow_yaml import MAX_DOCUMENT_VALUES, WorkflowLoader, YamlMap, load_yaml
 from shared.errors import ValidationError
 
 __all__ = [
@@ -56,8 +58,6 @@ STEP_TYPES = tuple(STEP_READERS)
 TRIGGER_TYPES = ("webhook", "cron")
 #: Each step type's time limit when the step sets no ``timeout_seconds``, in seconds.
 DEFAULT_TIMEOUT_SECONDS = {"http": 30, "notify": 30, "condition": 10, "approval": 86_400}
-#: Most values a document may expand to (YAML aliases can multiply a small file).
-MAX_DOCUMENT_VALUES = 100_000
 #: Most steps a workflow may have when the caller sets no limit of its own (the API uses
 #: AISOPSFLOW_MAX_STEPS_PER_WORKFLOW).
 DEFAULT_MAX_STEPS = 500
@@ -191,67 +191,7 @@ class SpecInvalid(ValidationError):
         self.problems = problems
 
 
-# ---- YAML with positions ------------------------------------------------------------------
-
-
-class _Map(dict):
-    """A YAML mapping that remembers where it and each of its keys were written."""
-
-    mark: tuple[int, int]
-    key_marks: dict[Any, tuple[int, int]]
-    duplicates: list[tuple[Any, tuple[int, int]]]
-
-
-class _Seq(list):
-    """A YAML list that remembers where it and each item were written."""
-
-    mark: tuple[int, int]
-    item_marks: list[tuple[int, int]]
-
-
-class _Loader(yaml.SafeLoader):
-    """A safe loader building _Map and _Seq."""
-
-
-def _mark(node: yaml.Node) -> tuple[int, int]:
-    return node.start_mark.line + 1, node.start_mark.column + 1
-
-
-def _construct_map(loader: _Loader, node: yaml.MappingNode) -> _Map:
-    written = sum(1 for key, _ in node.value if key.tag != "tag:yaml.org,2002:merge")
-    loader.flatten_mapping(node)
-    merged = len(node.value) - written  # merged keys come first; written keys override them
-    result = _Map()
-    result.mark, result.key_marks, result.duplicates = _mark(node), {}, []
-    written_keys: set[Any] = set()
-    for index, (key_node, value_node) in enumerate(node.value):
-        key = loader.construct_object(key_node, deep=True)
-        try:
-            hash(key)
-        except TypeError:
-            raise yaml.constructor.ConstructorError(
-                "while constructing a mapping",
-                node.start_mark,
-                "found an unhashable key",
-                key_node.start_mark,
-            ) from None
-        if index >= merged:
-            if key in written_keys:
-                result.duplicates.append((key, _mark(key_node)))
-            written_keys.add(key)
-        result[key] = loader.construct_object(value_node, deep=True)
-        result.key_marks[key] = _mark(key_node)
-    return result
-
-
-def _construct_seq(loader: _Loader, node: yaml.SequenceNode) -> _Seq:
-    result = _Seq(loader.construct_object(child, deep=True) for child in node.value)
-    result.mark, result.item_marks = _mark(node), [_mark(child) for child in node.value]
-    return result
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_map)
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_seq)
+# ---- reading the YAML ---------------------------------------------------------------------
 
 
 def _too_many_steps(max_steps: int) -> str:
@@ -269,8 +209,8 @@ class _TooManySteps(Exception):
         self.mark = mark
 
 
-class _StepCountingLoader(_Loader):
-    """A _Loader that stops as soon as the top-level ``steps`` list passes ``max_steps``.
+class _StepCountingLoader(WorkflowLoader):
+    """A WorkflowLoader that stops as soon as the top-level ``steps`` list passes ``max_steps``.
 
     Reading YAML costs far more than anything after it, so an upload with 20 000 steps is
     refused after reading ``max_steps`` of them, not all. (An alias as the steps list is
@@ -303,11 +243,10 @@ class _StepCountingLoader(_Loader):
 def _load(text: str, max_steps: int | None = None) -> tuple[Any, list[SpecProblem]]:
     """The document, or the problems that stop it from being read at all."""
     try:
-        loader = _Loader(text) if max_steps is None else _StepCountingLoader(text, max_steps)
-        try:
-            document = loader.get_single_data()
-        finally:
-            loader.dispose()
+        if max_steps is None:
+            document = load_yaml(text)
+        else:
+            document = load_yaml(text, lambda stream: _StepCountingLoader(stream, max_steps))
     except _TooManySteps as error:
         place = (error.mark.line + 1, error.mark.column + 1)
         return None, [SpecProblem("steps", _too_many_steps(max_steps or 0), *place)]
@@ -318,14 +257,14 @@ def _load(text: str, max_steps: int | None = None) -> tuple[Any, list[SpecProble
         return None, [SpecProblem("", f"not valid YAML: {problem}", *place)]
     if not isinstance(document, Mapping):
         return None, [SpecProblem("", "expected a mapping with id, name, triggers and steps", 1, 1)]
-    problems = _duplicate_keys(document)
+    problems = _document_problems(document)
     if problems is None:
         return None, [SpecProblem("", f"the document expands to over {MAX_DOCUMENT_VALUES} values")]
     return document, problems
 
 
-def _duplicate_keys(document: _Map) -> list[SpecProblem] | None:
-    """Duplicate keys anywhere; None when aliases expand the document too far to read."""
+def _document_problems(document: YamlMap) -> list[SpecProblem] | None:
+    """Duplicate keys and unstorable text anywhere; None when aliases expand it too far."""
     problems: list[SpecProblem] = []
     pending: list[tuple[Any, Spot]] = [(document, Spot(""))]
     seen = 0
@@ -334,11 +273,16 @@ def _duplicate_keys(document: _Map) -> list[SpecProblem] | None:
         seen += 1
         if seen > MAX_DOCUMENT_VALUES:
             return None
-        if isinstance(value, _Map):
+        if isinstance(value, str) and (found := unstorable_character(value)):
+            problems.append(spot.problem(f"contains {found}"))
+        elif isinstance(value, YamlMap):
             for key, (line, column) in value.duplicates:
                 problems.append(
                     SpecProblem(spot.key(value, key).path, f"duplicate key {key!r}", line, column)
                 )
+            for key in value:
+                if isinstance(key, str) and (found := unstorable_character(key)):
+                    problems.append(spot.key(value, key).problem(f"the key contains {found}"))
             pending.extend((item, spot.key(value, key)) for key, item in value.items())
         elif isinstance(value, list):
             pending.extend((item, spot.item(value, i)) for i, item in enumerate(value))

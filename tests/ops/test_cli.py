@@ -155,3 +155,24 @@ def test_kakao_register_mock_is_idempotent(run):
     assert first.returncode == 0, first.stderr
     assert "provider mock at http://plugin-kakao:8095: registered" in first.stdout
     assert "already registered" in second.stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        # Python refuses to read an integer this long; PyYAML raised its ValueError.
+        (b"id: x\nname: y\nvars:\n  big: " + b"1" * 4301 + b"\n", "(line 4, column 8)"),
+        (b"id: x\nname: \xff\xfe\n", "not UTF-8 (byte 12"),
+    ],
+    ids=["4301-digit-integer", "not-utf-8"],
+)
+def test_workflow_validate_reports_unreadable_files_without_a_traceback(
+    run, tmp_path, content, expected
+):
+    bad_file = tmp_path / "bad.yaml"
+    bad_file.write_bytes(content)
+
+    result = run("workflow", "validate", str(bad_file))
+
+    assert result.returncode == 1 and expected in result.stderr
+    assert "Traceback" not in result.stderr
