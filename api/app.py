@@ -10,7 +10,7 @@ from flask_smorest import Api
 
 from api import errors
 from api.auth import SESSION_COOKIE, authenticate_request
-from api.body_checks import MAX_BODY_BYTES, check_body, handler_for
+from api.body_checks import MAX_BODY_BYTES, check_body, check_url_and_headers, handler_for
 from api.resources import (
     approval_links,
     approvals,
@@ -95,6 +95,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             return  # the OpenAPI document and docs UI are public
         view = app.view_functions.get(request.endpoint or "")
         handler = handler_for(view, request.method)
+        check_url_and_headers()
         check_body(handler)
         authenticate_request(handler)
 
