@@ -27,6 +27,8 @@ PLUGIN_MODULES = {
 PLUGIN_NAMES = BUNDLED_PLUGINS
 assert tuple(PLUGIN_MODULES) == PLUGIN_NAMES, "PLUGIN_MODULES must list BUNDLED_PLUGINS in order"
 
+#: gunicorn's gthread worker class, answering what gunicorn refuses itself in JSON.
+WORKER_CLASS = "ops.gunicorn_worker.JsonErrorWorker"
 #: Threads per gunicorn worker process (gthread) for the API.
 API_THREADS = 4
 #: Threads of the single gunicorn worker process of a plugin.
@@ -91,7 +93,7 @@ def api_command(settings: Settings) -> list[str]:
         sys.executable, "-m", "gunicorn", "api.wsgi:app",
         "--bind", bind_address(settings.api_host, settings.api_port),
         "--workers", str(settings.api_workers),
-        "--worker-class", "gthread",
+        "--worker-class", WORKER_CLASS,
         "--threads", str(API_THREADS),
         "--graceful-timeout", str(GRACEFUL_TIMEOUT_MS // 1000),
         "--access-logfile", "-",
@@ -166,7 +168,7 @@ def run_plugin(settings: Settings, name: str, host: str, port: int) -> NoReturn:
     options = {
         "bind": [bind_address(host, port)],
         "workers": 1,
-        "worker_class": "gthread",
+        "worker_class": WORKER_CLASS,
         "threads": PLUGIN_THREADS,
         "graceful_timeout": GRACEFUL_TIMEOUT_MS // 1000,
         "accesslog": "-",
