@@ -86,10 +86,15 @@ class WorkflowLoader(yaml.SafeLoader):
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         try:
             return super().construct_object(node, deep=deep)
+        except yaml.YAMLError:
+            raise
         except (ValueError, OverflowError) as error:  # e.g. a date 2024-13-45
-            raise ConstructorError(
-                None, None, f"cannot read this value: {error}", node.start_mark
-            ) from None
+            problem = f"cannot read this value: {error}"
+        # PyYAML's constructors assume a value fits its explicit tag ("!!timestamp x" is an
+        # AttributeError inside PyYAML): whatever they raise, the text is at fault.
+        except Exception:  # noqa: BLE001
+            problem = f"cannot read this value as {node.tag}"
+        raise ConstructorError(None, None, problem, node.start_mark)
 
 
 def _construct_map(loader: WorkflowLoader, node: yaml.MappingNode) -> YamlMap:

@@ -28,8 +28,10 @@ def only_problem(text: str):
         # YAML 1.1 base 60: computing 1:1:1:... takes quadratic time; refused before.
         ("1" + ":1" * 20_000, f"an integer has over {MAX_INT_DIGITS} digits"),
         ("2024-13-45", "month must be in 1..12"),
+        # Found by tests/fuzz: PyYAML's constructor raised AttributeError on this.
+        ("!!timestamp nope", "cannot read this value as tag:yaml.org,2002:timestamp"),
     ],
-    ids=["4301-digits", "negative", "hex", "sexagesimal", "impossible-date"],
+    ids=["4301-digits", "negative", "hex", "sexagesimal", "impossible-date", "explicit-tag"],
 )
 def test_values_python_cannot_build_are_yaml_errors_at_their_place(value, message):
     problem = only_problem(HEAD + f"vars:\n  v: {value}\n")
