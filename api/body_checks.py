@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 from flask import request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from shared.domain.storable import (
     MAX_JSON_DEPTH,
@@ -53,6 +54,8 @@ def _read_body() -> bytes:
     """The whole body; a body the client framed wrongly (bad chunk sizes, cut short) is a 400."""
     try:
         return request.get_data(cache=True)
+    except RequestEntityTooLarge:  # werkzeug's own 413 (over MAX_CONTENT_LENGTH) stands
+        raise
     # What a broken body raises depends on the server (gunicorn's InvalidChunkSize is an
     # OSError, werkzeug's a ClientDisconnected); any of them is the client's doing.
     except Exception as error:  # noqa: BLE001
