@@ -162,6 +162,14 @@ def test_a_long_url_is_json_414(api_port: int) -> None:
         pytest.param(
             b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n folded\r\n\r\n", id="folded-header"
         ),
+        pytest.param(
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n", id="nul-in-header"
+        ),
+        pytest.param(
+            b"GET /api/workflows/a\x00b HTTP/1.1\r\nHost: x\r\n\r\n", id="nul-in-request-line"
+        ),
+        # Past gunicorn, a NUL the URL encodes is refused by the app, in the same shape.
+        pytest.param(b"GET /api/workflows/a%00b HTTP/1.1\r\nHost: x\r\n\r\n", id="encoded-nul"),
     ],
 )
 def test_malformed_framing_is_json_400(api_port: int, raw: bytes) -> None:
