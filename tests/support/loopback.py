@@ -41,6 +41,8 @@ class Loopback(LocalServer):
                     loopback.hits[path].append(
                         {
                             "at": time.monotonic(),
+                            # Wall clock, to compare with times the engine stores.
+                            "received_at": time.time(),
                             "headers": dict(self.headers),
                             "body": raw.decode("utf-8", "replace"),
                             "path": self.path,
