@@ -13,17 +13,21 @@ Definitions (what the fault suite prints and asserts):
   once: a worker killed after the target answered but before the outcome was
   recorded loses its attempt, and the next attempt calls the target again
   with the same ``Idempotency-Key`` (``<execution>:<step>``) so the target can
-  drop the replay. Such replays are expected, counted (``replays``) and
-  *not* counted as run twice, as long as the database accounts for them. A
-  (execution, step) counts as run twice when
+  drop the replay. Such replays are expected and counted (``replays``), but
+  not as run twice while every call is one claimed attempt made before the
+  execution moved on. A (execution, step) counts as run twice when
 
-  1. the target received a call for it *after* the engine recorded the step
-     ended (a step that had finished ran again), or
+  1. the target received a call for it after the engine had moved past it:
+     after the step's recorded end, after the first call of the next step, or
+     after the execution ended (a finished step ran again), or
   2. the target received more calls for it than the attempts the engine
      claimed (``step_runs.attempt``): a call made without a claim;
 
   and a webhook payload counts as run twice when it became more than one
-  execution.
+  execution. Condition 1 assumes no call waits longer than the step's timeout
+  between reaching the counter's socket and being recorded (else the worker
+  gave up on it and retried, and its late arrival would be a replay): the
+  suite's steps have timeouts of seconds and the counter answers at once.
 """
 
 from __future__ import annotations
@@ -222,6 +226,7 @@ class Tally:
 def tally(
     result: Tally,
     workflow_id: str,
+    steps: list[str],
     answers: list[Answer],
     hits: dict[str, list[dict[str, Any]]],
     *,
@@ -270,8 +275,20 @@ def tally(
         result.replays += len(times) - 1
         if run is None:
             result.twice.append(f"{execution_id}:{step_id} called without a step run")
-        elif run.ended_at is not None and max(times) > _epoch(run.ended_at):
-            result.twice.append(f"{execution_id}:{step_id} called after it ended ({run.status})")
+            continue
+        index = steps.index(step_id)
+        execution = rows[execution_id]
+        later = calls.get((execution_id, steps[index + 1])) if index + 1 < len(steps) else None
+        bounds = [
+            _epoch(value) for value in (run.ended_at, execution.ended_at) if value is not None
+        ]
+        moved_on = min([*bounds, *([min(later)] if later else [])], default=None)
+        if moved_on is not None and max(times) > moved_on:
+            late = max(times) - moved_on
+            result.twice.append(
+                f"{execution_id}:{step_id} called {late * 1000:.0f} ms after the execution "
+                f"moved past it ({len(times)} call(s), {run.attempt} attempt(s), {run.status})"
+            )
         elif len(times) > run.attempt:
             result.twice.append(
                 f"{execution_id}:{step_id} called {len(times)} times for {run.attempt} attempt(s)"
