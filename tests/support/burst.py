@@ -267,7 +267,9 @@ def tally(
         for hit in path_hits:
             key = step_of(hit)
             if key is None:
-                result.twice.append(f"a call naming no execution: {hit['path']}")
+                result.twice.append(
+                    f"a call naming no execution: {hit['path']} {hit['body'][:200]!r}"
+                )
             else:
                 calls[key].append(hit["received_at"])
     for (execution_id, step_id), times in sorted(calls.items()):
