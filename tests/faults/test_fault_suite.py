@@ -15,6 +15,7 @@ at the target.
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 
@@ -84,6 +85,7 @@ def run_burst(
     notify: bool = False,
     count: int = BURST_SIZE,
     seconds: float = BURST_SECONDS,
+    before_burst: Callable[[], object] = lambda: None,
 ) -> Tally:
     """Send the burst, run ``inject(burst, tally)`` meanwhile, count, print the line, assert.
 
@@ -92,6 +94,7 @@ def run_burst(
     request not accepted must have had an answer a sender can retry.
     """
     stack.put_workflow(WORKFLOW_ID, workflow(stack.counter.url, notify=notify))
+    before_burst()
     began = time.monotonic()
     result = Tally(fault)
     burst = Burst(stack.api_url, WORKFLOW_ID, count=count, seconds=seconds).start()
@@ -133,7 +136,11 @@ def test_redis_restarted_mid_burst(fault_stack, report):
 
 
 def hold_write_lock(
-    database_path: str, seconds: float, *, released_early: Callable[[], bool] = lambda: False
+    database_path: str,
+    seconds: float,
+    *,
+    released_early: Callable[[], bool] = lambda: False,
+    on_locked: Callable[[], object] = lambda: None,
 ) -> float:
     """Hold SQLite's write lock from another connection (a backup, a sqlite3 shell).
 
@@ -142,6 +149,7 @@ def hold_write_lock(
     other = sqlite3.connect(database_path, timeout=30, isolation_level=None)
     try:
         other.execute("BEGIN EXCLUSIVE")
+        on_locked()
         began = time.monotonic()
         while time.monotonic() - began < seconds and not released_early():
             time.sleep(0.05)
@@ -166,22 +174,45 @@ def test_database_locked_for_5_s(fault_stack, report):
 
 
 def test_database_locked_past_the_busy_timeout_answers_503(fault_stack, report):
-    """Locked past SQLite's busy timeout: a request that cannot wait gets a retryable 503, never a 500."""
-    stack = fault_stack()
+    """Locked past SQLite's busy timeout: a request that cannot wait gets a retryable 503, never a 500.
 
-    def lock_database(burst: Burst, result: Tally) -> None:
-        burst.wait_answered(1)
-        # Held until the API gives up on a request: SQLite counts its busy timeout
-        # in time slept, so on a loaded machine the wait outlasts the timeout.
-        held = hold_write_lock(
-            sqlite_path(stack),
-            LONG_LOCK_MAX_S,
-            released_early=lambda: any(not answer.accepted for answer in list(burst.answers)),
-        )
-        result.notes["locked_s"] = round(held, 1)
+    The lock is taken before the burst, while the worker is idle, so the first
+    writer to wait is a webhook (writers queue one behind the other, each
+    waiting its own busy timeout), and held until the API gives up on one.
+    """
+    stack = fault_stack()
+    locked, refused, held = threading.Event(), threading.Event(), []
+    holder = threading.Thread(
+        target=lambda: held.append(
+            hold_write_lock(
+                sqlite_path(stack),
+                LONG_LOCK_MAX_S,
+                released_early=refused.is_set,
+                on_locked=locked.set,
+            )
+        ),
+        daemon=True,
+    )
+
+    def lock_database() -> None:
+        holder.start()
+        assert locked.wait(30), "could not take the database's write lock"
+
+    def release_once_refused(burst: Burst, result: Tally) -> None:
+        while holder.is_alive():
+            if any(not answer.accepted for answer in list(burst.answers)):
+                refused.set()
+            time.sleep(0.05)
+        result.notes["locked_s"] = round(held[0], 1)
 
     result = run_burst(
-        stack, report, "database_locked_past_busy_timeout", lock_database, count=40, seconds=3
+        stack,
+        report,
+        "database_locked_past_busy_timeout",
+        release_once_refused,
+        count=40,
+        seconds=3,
+        before_burst=lock_database,
     )
     assert result.refused > 0, "the lock never outlasted the API's wait"
 

@@ -49,7 +49,7 @@ from shared.domain.engine_rules import ENDED_EXECUTION
 from shared.models import Execution, StepRun, Workflow
 
 #: Seconds a sender waits for the API's answer.
-REQUEST_TIMEOUT_S = 30
+REQUEST_TIMEOUT_S = 60
 #: An execution id inside a request the counter received.
 EXECUTION_ID = re.compile(r"ex_[0-9A-Za-z_-]+")
 
