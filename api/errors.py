@@ -6,6 +6,7 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+import peewee
 from flask import Flask, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
@@ -14,6 +15,9 @@ from shared.disk_space import DiskFullMemory, is_disk_full
 from shared.errors import AisOpsFlowError, InsufficientStorage, TooManyRequests
 
 log = logging.getLogger(__name__)
+
+#: Seconds a caller is told to wait when the database stayed locked past its busy timeout.
+DATABASE_BUSY_RETRY_AFTER_SECONDS = 2
 
 #: What a caller is told when a write failed for a full disk.
 DISK_FULL_MESSAGE = (
@@ -75,15 +79,29 @@ def handle_http_error(error: HTTPException) -> ResponseReturnValue:
     return error_response(status, message, errors, headers)
 
 
+def _database_locked(error: Exception) -> bool:
+    """SQLite's "database is locked" (or "database table is locked"), as peewee wraps it."""
+    return isinstance(error, peewee.OperationalError) and "is locked" in str(error)
+
+
 def handle_unexpected(error: Exception) -> ResponseReturnValue:
     """Anything else is a bug: log it with its traceback, tell the caller nothing internal.
 
-    Except a full disk, whatever driver reports it: 507, and /healthz fails for a while.
+    Except a full disk, whatever driver reports it: 507, and /healthz fails for a while;
+    and SQLite still locked after its busy timeout (another writer held it): nothing
+    was written, so 503 with Retry-After tells the caller to send it again.
     """
     if is_disk_full(error):
         log.error("a write failed: the disk is full (%s)", type(error).__name__)
         current_app.extensions["aisopsflow.disk_full"].record()
         return handle_app_error(InsufficientStorage(DISK_FULL_MESSAGE))
+    if _database_locked(error):
+        log.warning("database busy, answered 503: %s", error)
+        return error_response(
+            503,
+            "the database is busy (another writer holds its lock); retry shortly",
+            headers={"Retry-After": str(DATABASE_BUSY_RETRY_AFTER_SECONDS)},
+        )
     log.exception("unhandled error")
     return error_response(500, "internal error; the server log has the details")
 

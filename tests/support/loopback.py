@@ -34,6 +34,8 @@ class Loopback(LocalServer):
         class Handler(QuietHandler):
             def _answer(self) -> None:
                 raw = self.read_body()
+                if len(raw) < int(self.headers.get("Content-Length") or 0):
+                    return  # the sender died mid-request: nothing was delivered
                 path = self.path.split("?")[0]
                 route = loopback.routes.get(path, Route())
                 with loopback.lock:
@@ -41,6 +43,8 @@ class Loopback(LocalServer):
                     loopback.hits[path].append(
                         {
                             "at": time.monotonic(),
+                            # Wall clock, to compare with times the engine stores.
+                            "received_at": time.time(),
                             "headers": dict(self.headers),
                             "body": raw.decode("utf-8", "replace"),
                             "path": self.path,
