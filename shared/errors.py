@@ -85,6 +85,10 @@ class ServiceUnavailable(AisOpsFlowError):
     status_code = 503
 
 
+class TransactionConflict(ServiceUnavailable):
+    """The database kept aborting a change for conflicting with concurrent ones (deadlock, serialization failure)."""
+
+
 class SecretKeyError(AisOpsFlowError):
     """A stored secret cannot be decrypted with the configured keys."""
 
