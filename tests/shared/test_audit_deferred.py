@@ -62,3 +62,20 @@ def test_verify_names_rows_deleted_from_the_end_of_the_chain(tenant):
     _, broken = audit.verify_all()
 
     assert broken is not None and broken.seq == 2 and "deleted from its end" in broken.reason
+
+
+def test_the_migration_gives_an_existing_chain_its_head(tenant, db):
+    from shared.migrations import upgrade
+    from shared.models import SchemaMigration
+
+    with write_transaction():
+        for number in range(3):
+            audit.record(tenant.id, "ops", "thing.update", f"thing:{number}")
+    AuditHead.delete().execute()  # a database from before migration 3
+    SchemaMigration.delete().where(SchemaMigration.version == 3).execute()
+
+    assert upgrade() == [3]
+    audit.record(tenant.id, "ops", "thing.update", "thing:3")
+
+    head = AuditHead.get(AuditHead.tenant == tenant.id)
+    assert head.seq == 4 and audit.verify_all() == (4, None)
