@@ -189,9 +189,11 @@ def _outermost_transaction(db: peewee.Database) -> Iterator[None]:
                 flush(items)
     except peewee.DatabaseError as error:
         if is_conflict(error):
+            # The first line only: PostgreSQL's detail lines name processes and rows.
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
             raise TransactionConflict(
                 "the database aborted this change because it conflicted with concurrent ones "
-                f"({str(error).strip().splitlines()[0]}); nothing was saved, send it again"
+                f"({reason}); nothing was saved, send it again"
             ) from error
         raise
     finally:
