@@ -15,11 +15,11 @@ from datetime import datetime, timezone
 from peewee import EXCLUDED, fn
 
 from scheduler.due import CronSpec
-from shared.db import backend_name, database, write_transaction
+from shared.db import backend_name, database, in_write_transaction
 from shared.dispatch import Dispatcher
 from shared.domain.workflow_spec import WorkflowSpec
 from shared.engine import outbox
-from shared.engine.executions import NewExecution, insert_executions
+from shared.engine.executions import NewExecution, Started, insert_executions
 from shared.engine.outbox import Wakeup
 from shared.engine.specs import spec_of
 from shared.models import CronState, Workflow, WorkflowVersion, utcnow
@@ -115,10 +115,20 @@ def _fire_batch(
         )
         key = (workflow_pk, index)
         newest[key] = max(newest.get(key, slot), slot)
-    with write_transaction():
-        started = insert_executions(items, actor="scheduler")
-        _remember(newest, workflows)
+    started = _insert_batch(items, newest, workflows)
     return [wakeup for item in started for wakeup in item.wakeups]
+
+
+@in_write_transaction
+def _insert_batch(
+    items: list[NewExecution],
+    newest: dict[tuple[int, int], datetime],
+    workflows: Mapping[int, Workflow],
+) -> list[Started]:
+    """Insert a batch's executions and remember its slots, in one transaction (run again on a deadlock)."""
+    started = insert_executions(items, actor="scheduler")
+    _remember(newest, workflows)
+    return started
 
 
 def _remember(newest: dict[tuple[int, int], datetime], workflows: Mapping[int, Workflow]) -> None:

@@ -3,31 +3,51 @@
 SQLite gets WAL, a busy timeout and foreign keys; PostgreSQL and MySQL/MariaDB are
 chosen by the URL scheme. Writes go through :func:`write_transaction`, the one
 session pattern for changes (it takes SQLite's write lock up front, so a
-read-then-write never fails half way with a stale snapshot).
+read-then-write never fails half way with a stale snapshot); a unit of work
+that may lose a deadlock to a concurrent one runs as :func:`in_write_transaction`,
+which runs it again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import itertools
+import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 from urllib.parse import urlparse
 
 import peewee
 from playhouse import db_url
 
+from shared.conflicts import is_conflict
+from shared.domain.backoff import backoff_ms
+from shared.errors import TransactionConflict
 from shared.private_files import private_sqlite_file
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 #: Milliseconds SQLite waits for a competing writer before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 #: MySQL 8 and MariaDB error numbers for a violated CHECK constraint.
 MYSQL_CHECK_VIOLATIONS = frozenset({3819, 4025})
+
+#: Runs of a transaction the database keeps aborting on conflicts, before TransactionConflict.
+TRANSACTION_ATTEMPTS = 6
+#: Milliseconds before running a conflicting transaction again; doubles per run, with jitter.
+CONFLICT_BACKOFF_MS = 10
+#: Longest wait between two runs of a conflicting transaction, in milliseconds.
+MAX_CONFLICT_BACKOFF_MS = 320
 
 database = peewee.DatabaseProxy()
 
@@ -147,20 +167,125 @@ def _sqlite_write(db: peewee.SqliteDatabase) -> Iterator[None]:
         yield
 
 
-def write_transaction() -> contextlib.AbstractContextManager:
-    """A transaction for a change; nests as a savepoint inside another one."""
-    db = database.obj
-    if isinstance(db, peewee.SqliteDatabase) and not db.in_transaction():
+#: Per thread: the buffers of the outermost write transaction open on it (see transaction_buffer).
+_open_transactions = threading.local()
+
+
+def _begin(db: peewee.Database) -> contextlib.AbstractContextManager:
+    if isinstance(db, peewee.SqliteDatabase):
         if db.database == ":memory:":
             return db.atomic("IMMEDIATE")
         return _sqlite_write(db)
     return db.atomic()
 
 
-def lock_for_update(query: peewee.Select) -> peewee.Select:
-    """Add FOR UPDATE where the backend has it (SQLite's IMMEDIATE lock covers it there)."""
-    if backend_name() == "sqlite":
+@contextlib.contextmanager
+def _outermost_transaction(db: peewee.Database) -> Iterator[None]:
+    buffers: dict[str, tuple[list[Any], Callable[[list[Any]], None]]] = {}
+    _open_transactions.buffers = buffers
+    try:
+        with _begin(db):
+            yield
+            for items, flush in buffers.values():
+                flush(items)
+    except peewee.DatabaseError as error:
+        if is_conflict(error):
+            # The first line only: PostgreSQL's detail lines name processes and rows.
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise TransactionConflict(
+                "the database aborted this change because it conflicted with concurrent ones "
+                f"({reason}); nothing was saved, send it again"
+            ) from error
+        raise
+    finally:
+        _open_transactions.buffers = None
+
+
+def write_transaction() -> contextlib.AbstractContextManager:
+    """A transaction for a change; nests as a savepoint inside another one.
+
+    The outermost one reports a deadlock or serialization failure as
+    TransactionConflict (503): nothing was saved and the change may be sent again.
+    """
+    db = database.obj
+    if db.in_transaction():
+        return db.atomic()
+    return _outermost_transaction(db)
+
+
+def transaction_buffer(name: str, flush: Callable[[list[Any]], None]) -> list[Any] | None:
+    """A list that lives as long as this thread's outermost write transaction; None outside one.
+
+    ``flush`` receives it (once, whatever it holds) at the end of the transaction
+    just before it commits, after the block's own statements; if the block
+    raises, the list is dropped. Lets a module take a lock last, at commit time
+    (the audit chain's head), so no transaction holds it while waiting for another.
+    """
+    buffers = getattr(_open_transactions, "buffers", None)
+    if buffers is None:
+        return None
+    if name not in buffers:
+        buffers[name] = ([], flush)
+    return buffers[name][0]
+
+
+def in_write_transaction(function: Callable[P, T]) -> Callable[P, T]:
+    """Run ``function`` in a write transaction of its own, again from the start when a conflict aborts it.
+
+    A deadlock or serialization failure rolls the whole transaction back (on
+    MySQL, all of it); after a short jittered wait it is run again, up to
+    TRANSACTION_ATTEMPTS times, then TransactionConflict (503) is raised. Inside
+    another transaction it joins it as a savepoint and leaves running again to the
+    outermost one. Side effects that must happen once (enqueueing wake-ups) belong
+    after it returns, never inside it.
+    """
+
+    @functools.wraps(function)
+    def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        if database.obj.in_transaction():
+            with write_transaction():
+                return function(*args, **kwargs)
+        for attempt in itertools.count(1):
+            try:
+                with write_transaction():
+                    return function(*args, **kwargs)
+            except TransactionConflict as conflict:
+                if attempt >= TRANSACTION_ATTEMPTS:
+                    raise TransactionConflict(
+                        f"{function.__qualname__} conflicted with concurrent changes "
+                        f"{attempt} times in a row; nothing was saved, send it again"
+                    ) from conflict.__cause__
+                delay_ms = backoff_ms(
+                    attempt,
+                    base_ms=CONFLICT_BACKOFF_MS,
+                    max_ms=MAX_CONFLICT_BACKOFF_MS,
+                    jitter=True,
+                )
+                log.info(
+                    "%s: %s; running it again in %d ms",
+                    function.__qualname__,
+                    conflict.__cause__,
+                    delay_ms,
+                )
+                time.sleep(delay_ms / 1000)
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    return run
+
+
+def lock_for_update(query: peewee.Select, *, key_change: bool = False) -> peewee.Select:
+    """Lock the selected rows until the transaction ends, where the backend can.
+
+    SQLite's IMMEDIATE transaction already excludes every other writer. On
+    PostgreSQL the lock is FOR NO KEY UPDATE, which still lets other transactions
+    insert rows referencing the locked ones (a webhook's execution referencing the
+    workflow being edited); ``key_change`` (the row will be deleted) takes FOR UPDATE.
+    """
+    backend = backend_name()
+    if backend == "sqlite":
         return query
+    if backend == "postgres" and not key_change:
+        return query.for_update("FOR NO KEY UPDATE")
     return query.for_update()
 
 

@@ -97,6 +97,10 @@ class InsufficientStorage(AisOpsFlowError):
     status_code = 507
 
 
+class TransactionConflict(ServiceUnavailable):
+    """The database kept aborting a change for conflicting with concurrent ones (deadlock, serialization failure)."""
+
+
 class SecretKeyError(AisOpsFlowError):
     """A stored secret cannot be decrypted with the configured keys."""
 

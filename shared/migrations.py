@@ -18,9 +18,12 @@ import peewee
 from shared.db import database, write_transaction
 from shared.models import (
     ALL_MODELS,
+    AuditHead,
+    AuditLog,
     KakaoMessage,
     KakaoProvider,
     SchemaMigration,
+    Tenant,
     WebhookDelivery,
 )
 
@@ -47,10 +50,30 @@ def _create_webhook_deliveries(db: peewee.Database) -> None:
     db.create_tables([WebhookDelivery], safe=True)
 
 
+def _create_audit_heads(db: peewee.Database) -> None:
+    # A fresh database has the table from migration 1; each tenant whose chain has
+    # rows and no head yet gets one pointing at its last row (re-running adds none).
+    db.create_tables([AuditHead], safe=True)
+    headless = Tenant.select(Tenant.id).where(Tenant.id.not_in(AuditHead.select(AuditHead.tenant)))
+    for tenant in headless:
+        last = (
+            AuditLog.for_tenant(tenant.id, AuditLog.seq, AuditLog.row_hash)
+            .order_by(AuditLog.seq.desc())
+            .first()
+        )
+        if last is None:
+            continue  # its first append creates the head
+        with write_transaction():
+            AuditHead.insert(
+                tenant=tenant.id, seq=last.seq, row_hash=last.row_hash
+            ).on_conflict_ignore().execute()
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables", _create_core_tables),
     Migration(2, "kakao providers and messages", _create_kakao_tables),
     Migration(3, "webhook deliveries (replay protection)", _create_webhook_deliveries),
+    Migration(4, "audit chain heads", _create_audit_heads),
 )
 
 

@@ -483,6 +483,23 @@ class AuditLog(TenantScoped):
         )
 
 
+class AuditHead(BaseModel):
+    """The last row of a tenant's audit chain, locked by every append to it.
+
+    Appends serialise on this row rather than on the tenant's: inserting any
+    tenant row takes a key-share lock on ``tenants`` (its foreign key), and
+    upgrading that to an update lock deadlocked concurrent writers. No foreign
+    key points here, so nothing else ever locks it.
+    """
+
+    tenant = ForeignKeyField(Tenant, column_name="tenant_id", primary_key=True, on_delete="CASCADE")
+    seq = IntegerField(constraints=[Check("seq >= 0")])
+    row_hash = CharField(max_length=64)
+
+    class Meta:
+        table_name = "audit_heads"
+
+
 class CronState(TenantScoped):
     """The newest slot fired for one cron trigger, so a restart knows what it missed."""
 
@@ -549,6 +566,7 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
     KakaoMessage,
     Secret,
     AuditLog,
+    AuditHead,
     CronState,
     WebhookDelivery,
 )

@@ -10,10 +10,10 @@ from typing import Any
 import peewee
 
 from shared import audit
-from shared.db import lock_for_update, write_transaction
+from shared.db import in_write_transaction, lock_for_update, write_transaction
 from shared.domain.engine_rules import Outcome
 from shared.engine.outbox import Wakeup
-from shared.engine.progress import _apply
+from shared.engine.progress import _apply, lock_execution
 from shared.engine.specs import spec_of_execution
 from shared.errors import Conflict, Forbidden, NotFound
 from shared.models import (
@@ -129,16 +129,25 @@ def decisions_of(approval: Approval) -> list[dict[str, Any]]:
     ]
 
 
-def _finish(approval: Approval, status: str, outcome: Outcome, now: datetime) -> list[Wakeup]:
+def _finish(
+    execution: Execution, approval: Approval, status: str, outcome: Outcome, now: datetime
+) -> list[Wakeup]:
+    """Decide ``approval`` (its execution locked already) and move the execution on."""
     Approval.update(status=status, decided_at=now).where(Approval.id == approval.id).execute()
-    run = StepRun.get(
-        StepRun.execution == approval.execution_id, StepRun.step_id == approval.step_id
-    )
-    execution = Execution.get_by_id(approval.execution_id)
+    run = lock_for_update(
+        StepRun.select().where(
+            StepRun.execution == approval.execution_id, StepRun.step_id == approval.step_id
+        )
+    ).get()
     spec = spec_of_execution(execution)
     return _apply(execution, spec, run, outcome, now)
 
 
+def _locked_approval(query: peewee.Select) -> Approval | None:
+    return lock_for_update(query).first()
+
+
+@in_write_transaction
 def resolve(
     tenant_id: str,
     execution_id: str,
@@ -153,113 +162,122 @@ def resolve(
     a repeat by the same approver counts once.
     """
     now = utcnow()
-    with write_transaction():
-        approval = lock_for_update(
+    # The execution first, as every transaction locks (see lock_execution).
+    execution = lock_execution(tenant_id, execution_id)
+    approval = (
+        _locked_approval(
             Approval.for_tenant(tenant_id).where(
                 Approval.execution == execution_id, Approval.step_id == step_id
             )
-        ).first()
-        if approval is None:
-            raise NotFound(f"no approval for step {step_id!r} of execution {execution_id!r}")
-        if approval.status != "pending":
-            first = decisions_of(approval)
-            who = f" by {first[-1]['actor']} at {first[-1]['decided_at']}" if first else ""
-            raise Conflict(
-                f"approval of step {step_id!r} was already resolved: {approval.status}{who}"
-            )
-        if not may_decide(approver, json.loads(approval.approvers_json), tenant_id):
-            raise Forbidden(f"{approver.name} is not among the approvers of step {step_id!r}")
-        try:
-            with write_transaction():
-                ApprovalDecision.create(
-                    tenant=tenant_id,
-                    approval=approval.id,
-                    actor=approver.name,
-                    decision=decision,
-                    channel=approver.channel,
-                    comment=comment,
-                    decided_at=now,
-                )
-        except peewee.IntegrityError:
-            return approval, []  # the same approver again: their first decision stands
-        audit.record(
-            tenant_id,
-            approver.name,
-            f"approval.{decision}",
-            f"execution:{execution_id}/{step_id}",
-            {"channel": approver.channel, "comment": comment},
         )
-        decisions = decisions_of(approval)
-        approvals = [row for row in decisions if row["decision"] == "approve"]
-        output = {
-            "output": {
-                "decision": decision,
-                "decided_by": [row["actor"] for row in approvals],
-                "decisions": decisions,
-            }
-        }
-        wakeups: list[Wakeup] = []
-        if decision == "reject":
-            output["output"]["decided_by"] = [approver.name]
-            wakeups = _finish(
-                approval,
-                "rejected",
-                Outcome("rejected", output=output, error=f"rejected by {approver.name}"),
-                now,
+        if execution is not None
+        else None
+    )
+    if approval is None:
+        raise NotFound(f"no approval for step {step_id!r} of execution {execution_id!r}")
+    if approval.status != "pending":
+        first = decisions_of(approval)
+        who = f" by {first[-1]['actor']} at {first[-1]['decided_at']}" if first else ""
+        raise Conflict(f"approval of step {step_id!r} was already resolved: {approval.status}{who}")
+    if not may_decide(approver, json.loads(approval.approvers_json), tenant_id):
+        raise Forbidden(f"{approver.name} is not among the approvers of step {step_id!r}")
+    try:
+        with write_transaction():
+            ApprovalDecision.create(
+                tenant=tenant_id,
+                approval=approval.id,
+                actor=approver.name,
+                decision=decision,
+                channel=approver.channel,
+                comment=comment,
+                decided_at=now,
             )
-        elif len(approvals) >= approval.required_approvals:
-            wakeups = _finish(approval, "approved", Outcome("succeeded", output=output), now)
-        return Approval.get_by_id(approval.id), wakeups
+    except peewee.IntegrityError:
+        return approval, []  # the same approver again: their first decision stands
+    audit.record(
+        tenant_id,
+        approver.name,
+        f"approval.{decision}",
+        f"execution:{execution_id}/{step_id}",
+        {"channel": approver.channel, "comment": comment},
+    )
+    decisions = decisions_of(approval)
+    approvals = [row for row in decisions if row["decision"] == "approve"]
+    output = {
+        "output": {
+            "decision": decision,
+            "decided_by": [row["actor"] for row in approvals],
+            "decisions": decisions,
+        }
+    }
+    wakeups: list[Wakeup] = []
+    if decision == "reject":
+        output["output"]["decided_by"] = [approver.name]
+        wakeups = _finish(
+            execution,
+            approval,
+            "rejected",
+            Outcome("rejected", output=output, error=f"rejected by {approver.name}"),
+            now,
+        )
+    elif len(approvals) >= approval.required_approvals:
+        wakeups = _finish(execution, approval, "approved", Outcome("succeeded", output=output), now)
+    return Approval.get_by_id(approval.id), wakeups
 
 
 def expire_due(now: datetime | None = None) -> list[Wakeup]:
     """Time out every pending approval past its expiry, per its ``on_timeout``."""
     now = now or utcnow()
     wakeups: list[Wakeup] = []
-    due = [
-        row.id
-        for row in Approval.select(Approval.id).where(
+    due = list(
+        Approval.select(Approval.id, Approval.tenant, Approval.execution).where(
             Approval.status == "pending", Approval.expires_at <= now
         )
-    ]
-    for approval_id in due:
-        with write_transaction():
-            approval = lock_for_update(Approval.select().where(Approval.id == approval_id)).first()
-            if approval is None or approval.status != "pending":
-                continue
-            decisions = decisions_of(approval)
-            output = {
-                "output": {
-                    "decision": approval.on_timeout,
-                    "decided_by": ["timeout"],
-                    "decisions": decisions,
-                }
-            }
-            if approval.on_timeout == "approve":
-                outcome, status = Outcome("succeeded", output=output), "approved"
-            elif approval.on_timeout == "reject":
-                outcome, status = (
-                    Outcome("rejected", output=output, error="rejected on timeout"),
-                    "rejected",
-                )
-            else:
-                outcome, status = (
-                    Outcome(
-                        "timed_out",
-                        output=output,
-                        error="no decision before the approval timed out",
-                    ),
-                    "timed_out",
-                )
-            audit.record(
-                approval.tenant_id,
-                "engine",
-                f"approval.{status}",
-                f"execution:{approval.execution_id}/{approval.step_id}",
-                {"reason": "timeout"},
-            )
-            wakeups += _finish(approval, status, outcome, now)
+    )
+    for row in due:
+        wakeups += _expire(row.tenant_id, row.execution_id, row.id, now)
     return wakeups
+
+
+@in_write_transaction
+def _expire(tenant_id: str, execution_id: str, approval_id: str, now: datetime) -> list[Wakeup]:
+    """Time out one approval, unless it was decided meanwhile."""
+    execution = lock_execution(tenant_id, execution_id)
+    approval = _locked_approval(Approval.select().where(Approval.id == approval_id))
+    if execution is None or approval is None or approval.status != "pending":
+        return []
+    decisions = decisions_of(approval)
+    output = {
+        "output": {
+            "decision": approval.on_timeout,
+            "decided_by": ["timeout"],
+            "decisions": decisions,
+        }
+    }
+    if approval.on_timeout == "approve":
+        outcome, status = Outcome("succeeded", output=output), "approved"
+    elif approval.on_timeout == "reject":
+        outcome, status = (
+            Outcome("rejected", output=output, error="rejected on timeout"),
+            "rejected",
+        )
+    else:
+        outcome, status = (
+            Outcome(
+                "timed_out",
+                output=output,
+                error="no decision before the approval timed out",
+            ),
+            "timed_out",
+        )
+    audit.record(
+        approval.tenant_id,
+        "engine",
+        f"approval.{status}",
+        f"execution:{approval.execution_id}/{approval.step_id}",
+        {"reason": "timeout"},
+    )
+    return _finish(execution, approval, status, outcome, now)
 
 
 def due_escalations(now: datetime | None = None) -> list[tuple[Approval, int, dict[str, Any]]]:
@@ -278,34 +296,30 @@ def due_escalations(now: datetime | None = None) -> list[tuple[Approval, int, di
     return due
 
 
+@in_write_transaction
 def claim_escalation(approval_id: str, rung: int, now: datetime | None = None) -> bool:
     """Claim ``rung`` before sending it; False if another scheduler did, or it was decided meanwhile."""
     now = now or utcnow()
-    with write_transaction():
-        approval = lock_for_update(Approval.select().where(Approval.id == approval_id)).first()
-        fired = json.loads(approval.escalations_json) if approval else []
-        if approval is None or approval.status != "pending" or len(fired) != rung:
-            return False
-        fired.append({"rung": rung, "at": now.isoformat(), "results": None})
-        Approval.update(escalations_json=json.dumps(fired)).where(
-            Approval.id == approval_id
-        ).execute()
-        audit.record(
-            approval.tenant_id,
-            "engine",
-            "approval.escalated",
-            f"execution:{approval.execution_id}/{approval.step_id}",
-            {"rung": rung},
-        )
-        return True
+    approval = _locked_approval(Approval.select().where(Approval.id == approval_id))
+    fired = json.loads(approval.escalations_json) if approval else []
+    if approval is None or approval.status != "pending" or len(fired) != rung:
+        return False
+    fired.append({"rung": rung, "at": now.isoformat(), "results": None})
+    Approval.update(escalations_json=json.dumps(fired)).where(Approval.id == approval_id).execute()
+    audit.record(
+        approval.tenant_id,
+        "engine",
+        "approval.escalated",
+        f"execution:{approval.execution_id}/{approval.step_id}",
+        {"rung": rung},
+    )
+    return True
 
 
+@in_write_transaction
 def record_escalation_results(approval_id: str, rung: int, results: dict[str, Any]) -> None:
     """Store what sending a claimed rung produced (shown with the execution)."""
-    with write_transaction():
-        approval = lock_for_update(Approval.select().where(Approval.id == approval_id)).first()
-        fired = json.loads(approval.escalations_json)
-        fired[rung]["results"] = results
-        Approval.update(escalations_json=json.dumps(fired)).where(
-            Approval.id == approval_id
-        ).execute()
+    approval = _locked_approval(Approval.select().where(Approval.id == approval_id))
+    fired = json.loads(approval.escalations_json)
+    fired[rung]["results"] = results
+    Approval.update(escalations_json=json.dumps(fired)).where(Approval.id == approval_id).execute()

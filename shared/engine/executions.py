@@ -10,10 +10,10 @@ from typing import Any
 import peewee
 
 from shared import audit
-from shared.db import insert_row, lock_for_update, write_transaction
+from shared.db import in_write_transaction, insert_row, write_transaction
 from shared.domain.engine_rules import ACTIVE_EXECUTION, RETRYABLE_EXECUTION
 from shared.engine.outbox import Wakeup, wakeup_for
-from shared.engine.progress import new_step_run, schedule, set_execution_status
+from shared.engine.progress import lock_execution, new_step_run, schedule, set_execution_status
 from shared.engine.specs import spec_of, spec_of_execution
 from shared.errors import Conflict, NotFound
 from shared.models import (
@@ -172,12 +172,35 @@ def insert_executions(items: list[NewExecution], *, actor: str) -> list[Started]
     return started
 
 
+@in_write_transaction
 def _insert(workflow: Workflow, **kwargs: Any) -> Started:
-    with write_transaction():
-        version = WorkflowVersion.get(
-            WorkflowVersion.workflow == workflow.id, WorkflowVersion.version == workflow.version
-        )
-        return insert_execution(workflow, version, **kwargs)
+    version = WorkflowVersion.get(
+        WorkflowVersion.workflow == workflow.id, WorkflowVersion.version == workflow.version
+    )
+    return insert_execution(workflow, version, **kwargs)
+
+
+@in_write_transaction
+def _taken_by(
+    workflow: Workflow, dedupe_key: str, dedupe_window_seconds: int | None
+) -> Execution | None:
+    """The execution holding ``dedupe_key``, or None once it is free (absent, or released now for being too old)."""
+    existing = Execution.get_or_none(
+        Execution.tenant == workflow.tenant_id,
+        Execution.workflow == workflow.id,
+        Execution.dedupe_key == dedupe_key,
+    )
+    if existing is None:
+        return None
+    expired = dedupe_window_seconds is not None and existing.created_at <= utcnow() - timedelta(
+        seconds=dedupe_window_seconds
+    )
+    if not expired:
+        return existing
+    Execution.update(dedupe_key=None).where(
+        Execution.id == existing.id, Execution.dedupe_key == dedupe_key
+    ).execute()
+    return None
 
 
 def start_execution(
@@ -211,23 +234,10 @@ def start_execution(
             if dedupe_key is None:
                 raise
         # A fresh transaction: under MySQL's REPEATABLE READ the failed one could not see the winner.
-        with write_transaction():
-            existing = Execution.get_or_none(
-                Execution.tenant == workflow.tenant_id,
-                Execution.workflow == workflow.id,
-                Execution.dedupe_key == dedupe_key,
-            )
-            if existing is None:
-                continue  # released between our insert and this read: try again
-            expired = (
-                dedupe_window_seconds is not None
-                and existing.created_at <= utcnow() - timedelta(seconds=dedupe_window_seconds)
-            )
-            if not expired:
-                return Started(existing, True)
-            Execution.update(dedupe_key=None).where(
-                Execution.id == existing.id, Execution.dedupe_key == dedupe_key
-            ).execute()
+        existing = _taken_by(workflow, dedupe_key, dedupe_window_seconds)
+        if existing is not None:
+            return Started(existing, True)
+        # Free now (released, or gone between our insert and this read): try again.
     raise Conflict(
         f"could not start an execution for dedupe key {dedupe_key!r}: too much contention; retry"
     )
@@ -235,68 +245,64 @@ def start_execution(
 
 def _locked_execution(tenant_id: str, execution_id: str) -> Execution:
     """The tenant's execution, locked for the transaction; NotFound (404) otherwise."""
-    execution = lock_for_update(
-        Execution.for_tenant(tenant_id).where(Execution.id == execution_id)
-    ).first()
+    execution = lock_execution(tenant_id, execution_id)
     if execution is None:
         raise NotFound(f"execution {execution_id!r} not found")
     return execution
 
 
+@in_write_transaction
 def cancel_execution(execution_id: str, tenant_id: str, *, actor: str, reason: str) -> Execution:
     """Cancel a queued, running or waiting execution; Conflict if it already ended."""
-    with write_transaction():
-        execution = _locked_execution(tenant_id, execution_id)
-        if execution.status not in ACTIVE_EXECUTION:
-            raise Conflict(
-                f"execution {execution_id!r} already ended as {execution.status!r}; nothing to cancel"
-            )
-        now = utcnow()
-        StepRun.update(status="cancelled", ended_at=now, lease_owner=None).where(
-            StepRun.execution == execution.id, StepRun.status.in_(("pending", "waiting_approval"))
-        ).execute()
-        Approval.update(status="cancelled", decided_at=now).where(
-            Approval.execution == execution.id, Approval.status == "pending"
-        ).execute()
-        set_execution_status(
-            execution, "cancelled", error_summary=f"cancelled: {reason}", actor=actor
+    execution = _locked_execution(tenant_id, execution_id)
+    if execution.status not in ACTIVE_EXECUTION:
+        raise Conflict(
+            f"execution {execution_id!r} already ended as {execution.status!r}; nothing to cancel"
         )
-        return execution
+    now = utcnow()
+    StepRun.update(status="cancelled", ended_at=now, lease_owner=None).where(
+        StepRun.execution == execution.id, StepRun.status.in_(("pending", "waiting_approval"))
+    ).execute()
+    Approval.update(status="cancelled", decided_at=now).where(
+        Approval.execution == execution.id, Approval.status == "pending"
+    ).execute()
+    set_execution_status(execution, "cancelled", error_summary=f"cancelled: {reason}", actor=actor)
+    return execution
 
 
+@in_write_transaction
 def retry_execution(
     execution_id: str, tenant_id: str, *, actor: str
 ) -> tuple[Execution, list[Wakeup]]:
     """Re-run a failed or timed-out execution from the step that ended it, keeping earlier outputs."""
-    with write_transaction():
-        execution = _locked_execution(tenant_id, execution_id)
-        if execution.status not in RETRYABLE_EXECUTION:
-            raise Conflict(
-                f"execution {execution_id!r} is {execution.status!r}; only failed or timed_out executions can be retried"
-            )
-        ended_by = (
-            StepRun.select()
-            .where(StepRun.execution == execution.id, StepRun.status.in_(("failed", "timed_out")))
-            .order_by(StepRun.step_index.desc())
-            .first()
+    execution = _locked_execution(tenant_id, execution_id)
+    if execution.status not in RETRYABLE_EXECUTION:
+        raise Conflict(
+            f"execution {execution_id!r} is {execution.status!r}; only failed or timed_out executions can be retried"
         )
-        spec = spec_of_execution(execution)
-        index = ended_by.step_index if ended_by else 0
-        if ended_by is not None:
-            Approval.delete().where(
-                Approval.execution == execution.id, Approval.step_id == ended_by.step_id
-            ).execute()
-        wakeup = schedule(execution, spec, index, utcnow())
-        Execution.update(error_summary=None, ended_at=None).where(
-            Execution.id == execution.id
+    ended_by = (
+        StepRun.select()
+        .where(StepRun.execution == execution.id, StepRun.status.in_(("failed", "timed_out")))
+        .order_by(StepRun.step_index.desc())
+        .first()
+    )
+    spec = spec_of_execution(execution)
+    index = ended_by.step_index if ended_by else 0
+    if ended_by is not None:
+        Approval.delete().where(
+            Approval.execution == execution.id, Approval.step_id == ended_by.step_id
         ).execute()
-        execution.error_summary = None
-        set_execution_status(execution, "queued", actor=actor)
-        audit.record(
-            tenant_id,
-            actor,
-            "execution.retry",
-            f"execution:{execution.id}",
-            {"from_step": spec.steps[index].id},
-        )
-        return execution, [wakeup]
+    wakeup = schedule(execution, spec, index, utcnow())
+    Execution.update(error_summary=None, ended_at=None).where(
+        Execution.id == execution.id
+    ).execute()
+    execution.error_summary = None
+    set_execution_status(execution, "queued", actor=actor)
+    audit.record(
+        tenant_id,
+        actor,
+        "execution.retry",
+        f"execution:{execution.id}",
+        {"from_step": spec.steps[index].id},
+    )
+    return execution, [wakeup]

@@ -19,10 +19,10 @@ from peewee import Select
 from shared import audit
 from shared.db import (
     PreparedSelect,
+    in_write_transaction,
     insert_row,
     lock_for_update,
     update_row,
-    write_transaction,
 )
 from shared.domain.engine_rules import (
     ACTIVE_EXECUTION,
@@ -157,8 +157,22 @@ def _run_with_execution(step_run_id: str) -> Select:
 
 
 _RUN_WITH_EXECUTION = PreparedSelect(_run_with_execution)
-_LOCKED_RUN_WITH_EXECUTION = PreparedSelect(
-    lambda step_run_id: lock_for_update(_run_with_execution(step_run_id))
+#: The execution a step run belongs to, locked (the subquery's row is only read).
+_LOCKED_EXECUTION_OF_RUN = PreparedSelect(
+    lambda step_run_id: lock_for_update(
+        Execution.select().where(
+            Execution.id == StepRun.select(StepRun.execution).where(StepRun.id == step_run_id)
+        )
+    )
+)
+_LOCKED_RUN = PreparedSelect(
+    lambda step_run_id: lock_for_update(StepRun.select().where(StepRun.id == step_run_id))
+)
+_LOCKED_EXECUTION = PreparedSelect(
+    lambda tenant_id, execution_id: lock_for_update(
+        Execution.for_tenant(tenant_id).where(Execution.id == execution_id)
+    ),
+    arity=2,
 )
 
 
@@ -167,12 +181,24 @@ def read_step_run(step_run_id: str) -> StepRun | None:
     return _RUN_WITH_EXECUTION.first(step_run_id)
 
 
+def lock_execution(tenant_id: str, execution_id: str) -> Execution | None:
+    """The tenant's execution, locked for the transaction; None if there is none.
+
+    The lock order every transaction keeps, so none waits in a circle: an
+    execution, then its step runs, then its approvals; the audit chain's head
+    comes last of all (shared.audit takes it at commit).
+    """
+    return _LOCKED_EXECUTION.first(tenant_id, execution_id)
+
+
 def _lock_step_run(step_run_id: str) -> tuple[StepRun, Execution] | tuple[None, None]:
-    """The step run and its execution, in one query, locked where the backend can."""
-    run = _LOCKED_RUN_WITH_EXECUTION.first(step_run_id)
+    """The step run and its execution, locked where the backend can: the execution first."""
+    execution = _LOCKED_EXECUTION_OF_RUN.first(step_run_id)
+    run = _LOCKED_RUN.first(step_run_id) if execution is not None else None
     if run is None:
         return None, None
-    return run, run.execution
+    run.execution = execution
+    return run, execution
 
 
 def _cancel_run(step_run_id: str, now: datetime) -> None:
@@ -180,6 +206,7 @@ def _cancel_run(step_run_id: str, now: datetime) -> None:
     update_row(StepRun, step_run_id, {"status": "cancelled", "ended_at": now, "lease_owner": None})
 
 
+@in_write_transaction
 def claim(
     step_run_id: str,
     owner: str,
@@ -196,67 +223,65 @@ def claim(
     steps after it), so there is nothing left to run either.
     """
     now = now or utcnow()
-    with write_transaction(), audit.deferred():
-        run, execution = _lock_step_run(step_run_id)
-        if run is None or run.status in ENDED_STEP or run.status == "waiting_approval":
-            return None, []
-        if execution.status in ENDED_EXECUTION:
-            _cancel_run(run.id, now)
-            return None, []
-        if run.status == "running" and run.lease_expires_at and run.lease_expires_at > now:
-            return None, []
-        spec = spec_of_execution(execution)
-        step = spec.step(run.step_id)
-        lost = run.lost_attempts + (
-            1 if run.status == "running" else 0
-        )  # its lease expired unfinished
-        if lost > lost_attempts_allowed(step.retry.max):
-            StepRun.update(lost_attempts=lost).where(StepRun.id == run.id).execute()
-            outcome = Outcome(
-                "failed",
-                error=f"gave up after {lost} lost attempt(s): the worker stopped or timed out each time",
-            )
-            return None, _apply(execution, spec, run, outcome, now)
-        _, lease_ms = step_time_budget_ms(step.timeout_seconds)
-        held = {
-            "status": "running",
-            "attempt": run.attempt + 1,
-            "lost_attempts": lost,
-            "lease_owner": owner,
-            "lease_expires_at": now + timedelta(milliseconds=lease_ms),
-            "started_at": run.started_at or now,
-        }
-        for key, value in held.items():
-            setattr(run, key, value)
-        if execution.status == "queued":
-            set_execution_status(execution, "running", now=now)
-        planned = inline.outcome_for(step, run.attempt) if inline is not None else None
-        if planned is not None:
-            # No lease is written: the attempt was worked out already and is recorded now.
-            return None, _apply(
-                execution,
-                spec,
-                run,
-                planned,
-                now,
-                known_secrets=inline.known_secrets,
-                inline=inline,
-                own_message=False,
-                also_write=held,
-            )
-        update_row(StepRun, run.id, held)
-        return Claim(
-            run.id,
-            execution.id,
-            execution.tenant_id,
-            run.step_id,
-            run.attempt,
-            owner,
-            run=run,
-            execution=execution,
-        ), []
+    run, execution = _lock_step_run(step_run_id)
+    if run is None or run.status in ENDED_STEP or run.status == "waiting_approval":
+        return None, []
+    if execution.status in ENDED_EXECUTION:
+        _cancel_run(run.id, now)
+        return None, []
+    if run.status == "running" and run.lease_expires_at and run.lease_expires_at > now:
+        return None, []
+    spec = spec_of_execution(execution)
+    step = spec.step(run.step_id)
+    lost = run.lost_attempts + (1 if run.status == "running" else 0)  # its lease expired unfinished
+    if lost > lost_attempts_allowed(step.retry.max):
+        StepRun.update(lost_attempts=lost).where(StepRun.id == run.id).execute()
+        outcome = Outcome(
+            "failed",
+            error=f"gave up after {lost} lost attempt(s): the worker stopped or timed out each time",
+        )
+        return None, _apply(execution, spec, run, outcome, now)
+    _, lease_ms = step_time_budget_ms(step.timeout_seconds)
+    held = {
+        "status": "running",
+        "attempt": run.attempt + 1,
+        "lost_attempts": lost,
+        "lease_owner": owner,
+        "lease_expires_at": now + timedelta(milliseconds=lease_ms),
+        "started_at": run.started_at or now,
+    }
+    for key, value in held.items():
+        setattr(run, key, value)
+    if execution.status == "queued":
+        set_execution_status(execution, "running", now=now)
+    planned = inline.outcome_for(step, run.attempt) if inline is not None else None
+    if planned is not None:
+        # No lease is written: the attempt was worked out already and is recorded now.
+        return None, _apply(
+            execution,
+            spec,
+            run,
+            planned,
+            now,
+            known_secrets=inline.known_secrets,
+            inline=inline,
+            own_message=False,
+            also_write=held,
+        )
+    update_row(StepRun, run.id, held)
+    return Claim(
+        run.id,
+        execution.id,
+        execution.tenant_id,
+        run.step_id,
+        run.attempt,
+        owner,
+        run=run,
+        execution=execution,
+    ), []
 
 
+@in_write_transaction
 def complete(
     claim: Claim,
     outcome: Outcome,
@@ -271,22 +296,21 @@ def complete(
     same transaction; the first step without a planned outcome gets a wake-up.
     """
     now = now or utcnow()
-    with write_transaction(), audit.deferred():
-        run, execution = _lock_step_run(claim.step_run_id)
-        if (
-            run is None
-            or run.status != "running"
-            or run.lease_owner != claim.owner
-            or run.attempt != claim.attempt
-        ):
-            return False, []  # the lease expired and another worker took over: its result wins
-        spec = spec_of_execution(execution)
-        if execution.status not in ACTIVE_EXECUTION:
-            _cancel_run(run.id, now)
-            return True, []
-        return True, _apply(
-            execution, spec, run, outcome, now, known_secrets=known_secrets, inline=inline
-        )
+    run, execution = _lock_step_run(claim.step_run_id)
+    if (
+        run is None
+        or run.status != "running"
+        or run.lease_owner != claim.owner
+        or run.attempt != claim.attempt
+    ):
+        return False, []  # the lease expired and another worker took over: its result wins
+    spec = spec_of_execution(execution)
+    if execution.status not in ACTIVE_EXECUTION:
+        _cancel_run(run.id, now)
+        return True, []
+    return True, _apply(
+        execution, spec, run, outcome, now, known_secrets=known_secrets, inline=inline
+    )
 
 
 def _apply(
@@ -459,9 +483,9 @@ def _skip_rest(execution: Execution, spec: WorkflowSpec, index: int, now: dateti
             )
 
 
+@in_write_transaction
 def release(claim: Claim) -> None:
     """Give a claimed attempt back untouched (the worker is shutting down)."""
-    with write_transaction():
-        StepRun.update(
-            status="pending", lease_owner=None, lease_expires_at=None, attempt=StepRun.attempt - 1
-        ).where(StepRun.id == claim.step_run_id, StepRun.lease_owner == claim.owner).execute()
+    StepRun.update(
+        status="pending", lease_owner=None, lease_expires_at=None, attempt=StepRun.attempt - 1
+    ).where(StepRun.id == claim.step_run_id, StepRun.lease_owner == claim.owner).execute()
