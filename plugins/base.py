@@ -7,12 +7,27 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 
 #: A check of the plugin's own configuration: None when usable, else what is wrong.
 ConfigCheck = Callable[[], str | None]
 #: Largest request body a plugin accepts, in bytes (as the Core API).
 MAX_BODY_BYTES = 1024 * 1024
+
+
+class _BoundedJSONProvider(DefaultJSONProvider):
+    """Reads JSON whose nesting overflows the parser as invalid JSON, not as a crash.
+
+    ``json.loads`` raises RecursionError on ``[`` x 1000; Flask's ``get_json`` only
+    treats ValueError as a bad body, so without this such a body answered 500.
+    """
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
 
 
 def error_response(status: int, code: str, message: str) -> tuple[Response, int]:
@@ -50,6 +65,7 @@ def create_plugin_app(
         raise ValueError(f"plugin {name!r}: an empty plugin token would let anyone call it")
     expected = plugin_token.encode()
     app = Flask(f"plugins.{name}")
+    app.json = _BoundedJSONProvider(app)
     app.config["PLUGIN_NAME"] = name
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
 

@@ -33,3 +33,21 @@ def test_the_token_from_the_environment_is_used(make_settings):
     client, _ = make_client(make_settings(plugin_token="from-env"), "slack")
 
     assert client.post("/probe", headers={"Authorization": "Bearer from-env"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("module", "path"),
+    [
+        *((channel, "/send") for channel in CHANNELS),
+        ("kakao_mock", "/kakao/alimtalk/send"),
+        ("kakao_mock", "/mock/config"),
+    ],
+)
+def test_deeply_nested_json_is_a_bad_body_not_a_500(make_settings, module, path):
+    client, auth = make_client(make_settings(), module)
+
+    response = client.post(path, data="[" * 1000, headers=auth, content_type="application/json")
+
+    # Each plugin answers a bad body its own way (a 400, or Slack's 200 with ok: false).
+    assert response.status_code < 500
+    assert response.get_json() is not None
