@@ -294,7 +294,8 @@ def workflow() -> None:
 
 @workflow.command("validate")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def workflow_validate(file: Path) -> None:
+@with_settings
+def workflow_validate(settings: Settings, file: Path) -> None:
     """Check a workflow YAML file; print each problem with its place."""
     from shared.domain.workflow_spec import validate_document
 
@@ -302,7 +303,8 @@ def workflow_validate(file: Path) -> None:
         text = file.read_bytes().decode("utf-8")
     except UnicodeDecodeError as error:
         _fail(f"{file}: not UTF-8 (byte {error.start} cannot be decoded); save the file as UTF-8")
-    problems = validate_document(text)
+    # The same step limit as an upload to this installation would meet.
+    problems = validate_document(text, max_steps=settings.max_steps_per_workflow)
     for problem in problems:
         click.echo(f"{file}: {problem.describe()}", err=True)
     if problems:

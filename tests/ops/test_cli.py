@@ -148,6 +148,20 @@ def test_workflow_validate(run, tmp_path):
     assert bad.returncode == 1 and "steps[0].type (line 6, column 5)" in bad.stderr
 
 
+def test_workflow_validate_applies_the_installation_step_limit(run, tmp_path):
+    steps = "".join(f"  - id: s{n}\n    type: condition\n    expr: 'true'\n" for n in range(3))
+    three_steps = tmp_path / "three.yaml"
+    three_steps.write_text(
+        "id: x\nname: y\ntriggers:\n  - type: webhook\n    path: x\nsteps:\n" + steps
+    )
+
+    default = run("workflow", "validate", str(three_steps))
+    capped = run("workflow", "validate", str(three_steps), max_steps_per_workflow="2")
+
+    assert default.returncode == 0, default.stderr
+    assert capped.returncode == 1 and "AISOPSFLOW_MAX_STEPS_PER_WORKFLOW" in capped.stderr
+
+
 def test_kakao_register_mock_is_idempotent(run):
     first = run("kakao", "register-mock", plugin_urls="kakao-mock=http://plugin-kakao:8095")
     second = run("kakao", "register-mock", plugin_urls="kakao-mock=http://plugin-kakao:8095")
