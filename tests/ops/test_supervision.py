@@ -11,6 +11,7 @@ import pytest
 import redis
 import requests
 
+from shared.domain.engine_rules import ACTIVE_EXECUTION
 from tests.support.loopback import Loopback
 from tests.support.up_stack import (
     STOPPED_WITHIN_S,
@@ -69,7 +70,7 @@ class Api:
         deadline = time.monotonic() + RECOVERED_WITHIN_S
         while time.monotonic() < deadline:
             view = self.execution(execution_id)
-            if view["status"] not in ("pending", "running", "waiting_approval"):
+            if view["status"] not in ACTIVE_EXECUTION:
                 return view
             time.sleep(0.2)
         pytest.fail(f"{execution_id} still {view['status']}: {view}\n{stack.output()[-6000:]}")
