@@ -18,6 +18,7 @@ import peewee
 from shared.db import database, write_transaction
 from shared.models import (
     ALL_MODELS,
+    RUNNER_MODELS,
     AuditHead,
     AuditLog,
     KakaoMessage,
@@ -69,11 +70,16 @@ def _create_audit_heads(db: peewee.Database) -> None:
             ).on_conflict_ignore().execute()
 
 
+def _create_runner_tables(db: peewee.Database) -> None:
+    db.create_tables(RUNNER_MODELS, safe=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core tables", _create_core_tables),
     Migration(2, "kakao providers and messages", _create_kakao_tables),
     Migration(3, "webhook deliveries (replay protection)", _create_webhook_deliveries),
     Migration(4, "audit chain heads", _create_audit_heads),
+    Migration(5, "runners, their certificates, denials and jobs", _create_runner_tables),
 )
 
 

@@ -61,6 +61,24 @@ KAKAO_MESSAGE_STATUSES = ("accepted", "failed", "delivered", "delivery_failed")
 #: Where a message's fallback is: queued (after a failed delivery event), sending, then
 #: sent or failed; null while none was asked for.
 KAKAO_FALLBACK_STATUSES = ("queued", "sending", "sent", "failed")
+#: A runner job: queued (row written, signed), dispatched (sent on a stream), accepted
+#: (the runner took it), then one ended status. ``lost``: its runner restarted or never
+#: answered; ``refused``: the runner rejected it (signature, expiry, replay...);
+#: ``denied``: its runner was put on the denylist or its certificate revoked.
+RUNNER_JOB_STATUSES = (
+    "queued",
+    "dispatched",
+    "accepted",
+    "succeeded",
+    "failed",
+    "timed_out",
+    "lost",
+    "refused",
+    "denied",
+    "cancelled",
+)
+RUNNER_JOB_ENDED = ("succeeded", "failed", "timed_out", "lost", "refused", "denied", "cancelled")
+LOG_STREAMS = ("stdout", "stderr")
 
 Model = TypeVar("Model", bound="BaseModel")
 
@@ -535,6 +553,160 @@ class WebhookDelivery(TenantScoped):
         )
 
 
+class RunnerEnrollmentToken(TenantScoped):
+    """A single-use token an admin makes so one host can enroll; only its SHA-256 is kept."""
+
+    id = CharField(primary_key=True, max_length=64, default=lambda: new_id("ret"))
+    token_hash = CharField(max_length=64, unique=True)
+    labels_json = TextField(default="{}")
+    created_by = CharField(max_length=255)
+    created_at = DateTimeField(default=utcnow)
+    expires_at = DateTimeField()
+    used_at = DateTimeField(null=True)
+    runner_id = CharField(max_length=64, null=True)  # who used it
+
+    class Meta:
+        table_name = "runner_enrollment_tokens"
+
+
+class Runner(TenantScoped):
+    """An enrolled runner agent on a host.
+
+    ``status`` is what its gateway last said (online while a ``Connect`` stream is
+    open); ``last_seen_at`` is refreshed by that gateway, so a runner whose gateway
+    died reads as offline once it is stale (see shared/runners/registry.py).
+    ``session_epoch`` grows with each stream, so an old stream closing after a
+    newer one opened does not mark the runner offline.
+    """
+
+    id = CharField(primary_key=True, max_length=64, default=lambda: new_id("rn"))
+    name = CharField(max_length=255)  # the host name it enrolled with
+    labels_json = TextField(default="{}")
+    inventory_json = TextField(default="{}")
+    identity_public_key = CharField(max_length=64)  # hex of the raw Ed25519 key
+    cert_fingerprint = CharField(max_length=64, null=True)  # SHA-256 of the newest certificate
+    cert_not_after = DateTimeField(null=True)
+    session_token_hash = CharField(max_length=64, null=True)
+    previous_token_hash = CharField(max_length=64, null=True)
+    previous_token_valid_until = DateTimeField(null=True)
+    token_rotated_at = DateTimeField(null=True)
+    status = CharField(
+        max_length=16, default="offline", constraints=[_one_of("status", ("online", "offline"))]
+    )
+    session_epoch = IntegerField(default=0)
+    gateway_id = CharField(max_length=128, null=True)
+    last_seen_at = DateTimeField(null=True)
+    enrolled_at = DateTimeField(default=utcnow)
+    retired_at = DateTimeField(null=True)
+
+    class Meta:
+        table_name = "runners"
+        indexes = ((("tenant", "status"), False),)
+
+
+class RunnerCertificate(TenantScoped):
+    """Every certificate issued to a runner, so one can be revoked by fingerprint."""
+
+    fingerprint = CharField(primary_key=True, max_length=64)  # SHA-256 of the DER, hex
+    runner = ForeignKeyField(Runner, column_name="runner_id", on_delete="CASCADE")
+    not_after = DateTimeField()
+    issued_at = DateTimeField(default=utcnow)
+    revoked_at = DateTimeField(null=True)
+    revoked_by = CharField(max_length=255, null=True)
+    revoke_reason = TextField(null=True)
+
+    class Meta:
+        table_name = "runner_certificates"
+
+
+class RunnerDenial(TenantScoped):
+    """A runner on the denylist: its streams are cut and its connections refused."""
+
+    runner = ForeignKeyField(Runner, column_name="runner_id", primary_key=True, on_delete="CASCADE")
+    reason = TextField(default="")
+    created_by = CharField(max_length=255)
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "runner_denials"
+
+
+class RunnerControl(BaseModel):
+    """One row: a version bumped by every denial, revocation and retirement.
+
+    Gateways learn of a change by a Redis message and, as a backstop for a lost
+    message, by polling this version.
+    """
+
+    id = IntegerField(primary_key=True, default=1)
+    version = IntegerField(default=0)
+
+    class Meta:
+        table_name = "runner_control"
+
+
+class RunnerJob(TenantScoped):
+    """One command sent to one runner: the signed job as dispatched and what came back.
+
+    ``payload`` and ``signature`` are exactly what the runner receives (signed by
+    Core when the row is written); ``step_run`` and ``attempt`` tie the job to the
+    step attempt it resumes. Outputs are stored masked.
+    """
+
+    id = CharField(primary_key=True, max_length=64, default=lambda: new_sortable_id("job"))
+    runner = ForeignKeyField(Runner, column_name="runner_id", on_delete="CASCADE")
+    execution = ForeignKeyField(
+        Execution, column_name="execution_id", null=True, on_delete="CASCADE"
+    )
+    step_run = ForeignKeyField(StepRun, column_name="step_run_id", null=True, on_delete="CASCADE")
+    attempt = IntegerField(default=0)
+    status = CharField(max_length=16, constraints=[_one_of("status", RUNNER_JOB_STATUSES)])
+    payload = TextField()  # canonical JSON (shared/domain/job_signing.py)
+    signature = CharField(max_length=128)  # hex
+    nonce = CharField(max_length=64)
+    not_after = DateTimeField()
+    deadline_at = DateTimeField()  # Core gives up on it (lost/timed out) after this
+    timeout_seconds = IntegerField()
+    exit_code = IntegerField(null=True)
+    error = TextField(null=True)
+    stdout_tail = TextField(default="")
+    stderr_tail = TextField(default="")
+    stdout_bytes = IntegerField(default=0)
+    stderr_bytes = IntegerField(default=0)
+    stdout_capped = BooleanField(default=False)
+    stderr_capped = BooleanField(default=False)
+    result_json = TextField(null=True)  # the runner's signed result payload as received
+    created_at = DateTimeField(default=utcnow)
+    dispatched_at = DateTimeField(null=True)
+    accepted_at = DateTimeField(null=True)
+    ended_at = DateTimeField(null=True)
+    duration_ms = IntegerField(null=True)
+
+    class Meta:
+        table_name = "runner_jobs"
+        indexes = (
+            (("runner", "status"), False),
+            (("status", "deadline_at"), False),
+            (("step_run", "attempt"), False),
+        )
+
+
+class RunnerJobLog(TenantScoped):
+    """One numbered chunk of a job's stdout or stderr, stored once per (runner, job, seq)."""
+
+    id = AutoField()
+    runner = ForeignKeyField(Runner, column_name="runner_id", on_delete="CASCADE")
+    job = ForeignKeyField(RunnerJob, column_name="job_id", on_delete="CASCADE")
+    seq = IntegerField(constraints=[Check("seq >= 1")])
+    stream = CharField(max_length=8, constraints=[_one_of("stream", LOG_STREAMS)])
+    data = TextField()  # masked text (bytes decoded as UTF-8 with replacement)
+    at = DateTimeField()
+
+    class Meta:
+        table_name = "runner_job_logs"
+        indexes = ((("runner", "job", "seq"), True),)
+
+
 class SchemaMigration(BaseModel):
     """A forward migration that has been applied."""
 
@@ -569,4 +741,13 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
     AuditHead,
     CronState,
     WebhookDelivery,
+    RunnerEnrollmentToken,
+    Runner,
+    RunnerCertificate,
+    RunnerDenial,
+    RunnerControl,
+    RunnerJob,
+    RunnerJobLog,
 )
+#: The tables of the runner plane (migration 5).
+RUNNER_MODELS: tuple[type[BaseModel], ...] = ALL_MODELS[-7:]

@@ -274,6 +274,69 @@ class Settings:
         "",
         "saas mode: more internal networks (CIDRs, comma-separated) a tenant's Kakao provider may be in, on top of AISOPSFLOW_OUTBOUND_ALLOWED_NETWORKS.",
     )
+    gateway_host: str = _env(
+        "GATEWAY_HOST",
+        _text,
+        "127.0.0.1",
+        "Address the runner gateway's two gRPC servers listen on.",
+    )
+    gateway_enroll_port: int = _env(
+        "GATEWAY_ENROLL_PORT",
+        _port,
+        7443,
+        "Port of the runner enrollment server (server-only TLS).",
+    )
+    gateway_port: int = _env(
+        "GATEWAY_PORT", _port, 7444, "Port of the runner gateway server (mutual TLS)."
+    )
+    gateway_advertise_host: str = _env(
+        "GATEWAY_ADVERTISE_HOST",
+        _text,
+        "",
+        "Host name runners use to reach the gateway (in enrollment answers and certificates). Unset: `<GATEWAY_HOST>`, or 127.0.0.1 when that is a wildcard.",
+    )
+    runner_ca_cert: str = _env(
+        "RUNNER_CA_CERT",
+        _text,
+        "",
+        "PEM file of the CA that signs runner certificates (ECDSA P-256). Unset: created on first start as `<DATA_DIR>/runner-ca/ca.pem`.",
+    )
+    runner_ca_key: str = _env(
+        "RUNNER_CA_KEY",
+        _text,
+        "",
+        "PEM file of that CA's private key (mode 0600). Set together with AISOPSFLOW_RUNNER_CA_CERT.",
+    )
+    runner_cert_ttl_seconds: int = _env(
+        "RUNNER_CERT_TTL_SECONDS",
+        _positive_int,
+        3600,
+        "Lifetime of a runner certificate, in seconds; runners renew at 2/3 of it.",
+    )
+    runner_enrollment_token_ttl_seconds: int = _env(
+        "RUNNER_ENROLLMENT_TOKEN_TTL_SECONDS",
+        _positive_int,
+        600,
+        "Lifetime of a runner enrollment token, in seconds (at most 600).",
+    )
+    runner_token_rotation_seconds: int = _env(
+        "RUNNER_TOKEN_ROTATION_SECONDS",
+        _positive_int,
+        900,
+        "How often the gateway rotates each connected runner's session token, in seconds.",
+    )
+    runner_token_grace_seconds: int = _env(
+        "RUNNER_TOKEN_GRACE_SECONDS",
+        _positive_int,
+        120,
+        "How long a rotated-out runner session token stays valid, in seconds.",
+    )
+    runner_dispatch_grace_seconds: int = _env(
+        "RUNNER_DISPATCH_GRACE_SECONDS",
+        _positive_int,
+        30,
+        "Seconds a runner job may wait to be accepted, on top of its timeout, before Core reports it lost.",
+    )
     token_ttl_seconds: int = _env(
         "TOKEN_TTL_SECONDS",
         _positive_int,
@@ -394,6 +457,13 @@ class Settings:
             if plugin.strip() == name:
                 return url.strip().rstrip("/")
         return f"http://{self.plugin_host}:{self.plugin_base_port + BUNDLED_PLUGINS.index(name)}"
+
+    @property
+    def resolved_gateway_host(self) -> str:
+        """The host name runners reach the gateway at."""
+        if self.gateway_advertise_host:
+            return self.gateway_advertise_host
+        return "127.0.0.1" if self.gateway_host in ("0.0.0.0", "::", "") else self.gateway_host
 
     @property
     def embedded_redis(self) -> bool:

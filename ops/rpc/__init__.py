@@ -1,0 +1,1 @@
+"""Generated gRPC modules of the Core<->Runner protocol (``make proto``)."""
