@@ -8,7 +8,9 @@ same for a revoked fingerprint.
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
+from shared.models import utcnow
 from tests.support.runner_stack import Agent, RunnerStack, runner_workflow, wait_until
 
 #: The issue's bound from the PUT to the cut stream, in seconds.
@@ -30,16 +32,24 @@ def _streaming(stack: RunnerStack, agent: Agent, label: str) -> tuple[str, str]:
     return execution_id, job_id
 
 
-def _cut_and_refused(stack: RunnerStack, agent: Agent, job_id: str, put_at: float) -> float:
-    """Seconds from ``put_at`` until the stream was cut; checks that chunks stop and reconnects fail."""
+def _cut_and_refused(
+    stack: RunnerStack, agent: Agent, job_id: str, put_at: float, put_at_utc: datetime
+) -> tuple[float, float]:
+    """Seconds from the PUT until the runner read offline, and until the last chunk was stored.
+
+    The job prints every 0.1 s, so chunks stop being stored only when the stream is
+    cut; while reconnects are refused none arrives and the runner stays offline.
+    """
     agent.wait_status("offline", timeout_s=CUT_WITHIN_S + 10)
-    cut_after = time.monotonic() - put_at
-    chunks = len(stack.log_seqs(job_id))
+    offline_after = time.monotonic() - put_at
     time.sleep(STAYS_OUT_S)
     assert agent.view()["status"] == "offline", stack.tails(agent)
-    assert len(stack.log_seqs(job_id)) == chunks, "chunks still stored after the cut"
+    rows = stack.log_rows(job_id)
+    last_chunk_after = (max(row.at for row in rows) - put_at_utc).total_seconds()
+    time.sleep(1)
+    assert len(stack.log_seqs(job_id)) == len(rows), "chunks still stored after the cut"
     assert agent.running(), "the runner gave up instead of retrying"
-    return cut_after
+    return offline_after, last_chunk_after
 
 
 def test_denylist_cuts_the_stream_fails_the_step_and_refuses_reconnects_until_removed(
@@ -48,13 +58,14 @@ def test_denylist_cuts_the_stream_fails_the_step_and_refuses_reconnects_until_re
     agent = stack.enroll("suspect")
     execution_id, job_id = _streaming(stack, agent, "deny")
 
-    put_at = time.monotonic()
+    put_at, put_at_utc = time.monotonic(), utcnow()
     response = stack.request(
         "PUT", f"/api/ops/runner-denylist/{agent.runner_id}", json={"reason": "host compromised"}
     )
     assert response.status_code in (200, 201, 204), response.text
-    cut_after = _cut_and_refused(stack, agent, job_id, put_at)
-    assert cut_after <= CUT_WITHIN_S, f"stream cut after {cut_after:.1f} s"
+    offline_after, cut_after = _cut_and_refused(stack, agent, job_id, put_at, put_at_utc)
+    assert offline_after <= CUT_WITHIN_S, f"offline {offline_after:.1f} s after the PUT"
+    assert cut_after <= CUT_WITHIN_S, f"last chunk stored {cut_after:.1f} s after the PUT"
 
     view = stack.wait_execution(execution_id, timeout_s=20)
     assert view["status"] == "failed"
@@ -70,7 +81,7 @@ def test_denylist_cuts_the_stream_fails_the_step_and_refuses_reconnects_until_re
     agent.wait_status("online", timeout_s=30)
     stack.put_workflow("after", runner_workflow("after", {"id": agent.runner_id}, ["true"]))
     assert stack.wait_execution(stack.hook("after"))["status"] == "succeeded"
-    print(f"denylist: stream cut {cut_after:.1f} s after the PUT")
+    print(f"denylist: offline {offline_after:.1f} s, last chunk {cut_after:.1f} s after the PUT")
 
 
 def test_revoked_fingerprint_cuts_the_stream_fails_the_step_and_refuses_reconnects_until_unrevoked(
@@ -82,13 +93,14 @@ def test_revoked_fingerprint_cuts_the_stream_fails_the_step_and_refuses_reconnec
     fingerprint = agent.row().cert_fingerprint
     assert fingerprint and len(fingerprint) == 64
 
-    put_at = time.monotonic()
+    put_at, put_at_utc = time.monotonic(), utcnow()
     response = stack.request(
         "PUT", f"/api/ops/runner-revocations/{fingerprint}", json={"reason": "key leaked"}
     )
     assert response.status_code in (200, 201, 204), response.text
-    cut_after = _cut_and_refused(stack, agent, job_id, put_at)
-    assert cut_after <= CUT_WITHIN_S, f"stream cut after {cut_after:.1f} s"
+    offline_after, cut_after = _cut_and_refused(stack, agent, job_id, put_at, put_at_utc)
+    assert offline_after <= CUT_WITHIN_S, f"offline {offline_after:.1f} s after the PUT"
+    assert cut_after <= CUT_WITHIN_S, f"last chunk stored {cut_after:.1f} s after the PUT"
     assert bystander.view()["status"] == "online"
 
     view = stack.wait_execution(execution_id, timeout_s=20)
@@ -101,4 +113,4 @@ def test_revoked_fingerprint_cuts_the_stream_fails_the_step_and_refuses_reconnec
     response = stack.request("DELETE", f"/api/ops/runner-revocations/{fingerprint}")
     assert response.status_code in (200, 204), response.text
     agent.wait_status("online", timeout_s=30)
-    print(f"revocation: stream cut {cut_after:.1f} s after the PUT")
+    print(f"revocation: offline {offline_after:.1f} s, last chunk {cut_after:.1f} s after the PUT")

@@ -123,6 +123,8 @@ class Agent:
         self.log_path = stack.logs_dir / f"{name}.log"
         self.process: subprocess.Popen | None = None
         self.extra_env: dict[str, str] = {}
+        #: Bearer token of an admin of the agent's tenant (None: the default tenant's admin).
+        self.token: str | None = None
         # The session's leftover killer (tests.support.processes) reaches agents too.
         STARTED.append(self)  # type: ignore[arg-type]
 
@@ -216,7 +218,7 @@ class Agent:
 
     def view(self, token: str | None = None) -> dict[str, Any]:
         """``GET /api/runners/{id}``."""
-        response = self.stack.get(f"/api/runners/{self.runner_id}", token=token)
+        response = self.stack.get(f"/api/runners/{self.runner_id}", token=token or self.token)
         assert response.status_code == 200, response.text
         return response.json()
 
@@ -550,6 +552,7 @@ class RunnerStack:
             f"enroll failed ({done.returncode}):\n{done.stdout}\n{done.stderr}\n{self.tails()}"
         )
         agent.runner_id = done.runner_id
+        agent.token = token
         if start:
             agent.start()
             agent.wait_status("online")
