@@ -31,9 +31,16 @@ def test_sigkill_mid_stream_then_restart_stores_each_chunk_once_and_reports_lost
     )
     wait_until("a few chunks stored", lambda: len(stack.log_seqs(job_id)) >= 5, 30, 0.02)
 
-    agent.kill()
-    stored_at_kill = len(stack.log_seqs(job_id))
+    # Freeze the gateway first: the runner keeps reading output into its outbox, and
+    # nothing is acknowledged, so the kill leaves unacknowledged chunks behind for sure.
+    stack.freeze("gateway")
+    try:
+        time.sleep(1.5)
+        agent.kill()
+    finally:
+        stack.thaw("gateway")
     time.sleep(1)
+    stored_at_kill = len(stack.log_seqs(job_id))
     agent.start()
 
     job = stack.wait_job(job_id, ("lost",), timeout_s=60)
@@ -42,7 +49,8 @@ def test_sigkill_mid_stream_then_restart_stores_each_chunk_once_and_reports_lost
 
     seqs = stack.log_seqs(job_id)
     assert seqs == list(range(1, len(seqs) + 1)), f"gaps or duplicates: {seqs}"
-    assert len(seqs) >= stored_at_kill
+    assert len(seqs) > stored_at_kill, "no chunk was replayed from the outbox"
+    print(f"chunks stored when the runner died: {stored_at_kill}; after its restart: {len(seqs)}")
     assert job.result_json and '"status":"lost"' in job.result_json
     last_seq = job.result_json.split('"last_seq":')[1].split(",")[0].split("}")[0]
     assert int(last_seq) == len(seqs), (last_seq, seqs)

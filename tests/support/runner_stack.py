@@ -392,6 +392,18 @@ class RunnerStack:
     def output(self, name: str) -> str:
         return self.processes[name].output()
 
+    def freeze(self, name: str) -> None:
+        """SIGSTOP one Core process (e.g. the gateway: nothing is stored or acknowledged meanwhile)."""
+        process = self.processes[name].process
+        assert process is not None
+        os.kill(process.pid, signal.SIGSTOP)
+
+    def thaw(self, name: str) -> None:
+        """SIGCONT a frozen Core process."""
+        process = self.processes[name].process
+        assert process is not None
+        os.kill(process.pid, signal.SIGCONT)
+
     def tails(self, *agents: Agent, chars: int = 3000) -> str:
         """The tail of the gateway's log and the given agents' logs, for a failure message."""
         parts = [f"--- gateway ---\n{self.output('gateway')[-chars:]}"]
