@@ -19,6 +19,8 @@ from tests.support.runner_stack import RunnerStack, runner_workflow
 
 #: Certificate lifetime of this stack, in seconds (runners renew at 2/3 of it).
 CERT_TTL_S = 60
+#: Seconds between session token rotations in this stack.
+ROTATION_S = 15
 #: Longest wait for two renewals (at about 40 s and 80 s), in seconds.
 TWO_RENEWALS_WITHIN_S = 150
 
@@ -26,8 +28,14 @@ TWO_RENEWALS_WITHIN_S = 150
 def test_renews_twice_with_no_failed_job_and_an_expired_runner_reenrolls_by_its_hook(
     runner_stack, tmp_path: Path
 ):
-    stack: RunnerStack = runner_stack(runner_cert_ttl_seconds=str(CERT_TTL_S))
+    stack: RunnerStack = runner_stack(
+        runner_cert_ttl_seconds=str(CERT_TTL_S),
+        # Session tokens rotate meanwhile too: jobs must not notice either change.
+        runner_token_rotation_seconds=str(ROTATION_S),
+        runner_token_grace_seconds="5",
+    )
     renewing = stack.enroll("renewing", labels={"role": "renew"})
+    first_token = renewing.session_token()
     sleeper = stack.enroll("sleeper", labels={"role": "sleep"}, start=False)
     sleeper_not_after = sleeper.row().cert_not_after
     stack.put_workflow(
@@ -48,6 +56,7 @@ def test_renews_twice_with_no_failed_job_and_an_expired_runner_reenrolls_by_its_
     renewals = renewing.certificates() - 1
     assert renewals >= 2 and renewing.view()["status"] == "online"
     assert set(statuses) == {"succeeded"} and len(statuses) >= 10, statuses
+    assert renewing.session_token() != first_token, "the session token was never rotated"
     # Each certificate lasts 60 s: the newest is one issued by a renewal.
     assert renewing.row().cert_not_after > sleeper_not_after
 
