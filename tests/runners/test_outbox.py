@@ -54,6 +54,12 @@ def test_sigkill_mid_stream_then_restart_stores_each_chunk_once_and_reports_lost
     assert job.result_json and '"status":"lost"' in job.result_json
     last_seq = job.result_json.split('"last_seq":')[1].split(",")[0].split("}")[0]
     assert int(last_seq) == len(seqs), (last_seq, seqs)
+    # The runner saw every item it kept acknowledged, the lost report (the last seq) included.
+    wait_until(
+        "the runner's outbox acknowledged",
+        lambda: all(acked for _, _, acked in agent.outbox_items(job_id)),
+        15,
+    )
     assert appended.read_text() == "started\n", "the command ran twice"
     with connection():
         jobs = RunnerJob.select().where(RunnerJob.runner == agent.runner_id).count()

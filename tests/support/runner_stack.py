@@ -14,6 +14,7 @@ worker would. No pytest here: ``bench/runners.py`` uses the same stack.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -213,6 +214,19 @@ class Agent:
         from ops.runner.state import CA_FILE
 
         return self.state_file(CA_FILE)
+
+    def outbox_items(self, job_id: str) -> list[tuple[int, str, bool]]:
+        """(seq, kind, acked) of every item the agent's SQLite outbox still holds for ``job_id``."""
+        import sqlite3
+
+        from ops.runner.state import OUTBOX_FILE
+
+        path = self.state_dir / OUTBOX_FILE
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            rows = db.execute(
+                "SELECT seq, kind, acked FROM outbox WHERE job_id = ? ORDER BY seq", (job_id,)
+            ).fetchall()
+        return [(seq, kind, bool(acked)) for seq, kind, acked in rows]
 
     # -- Core's view ------------------------------------------------------------
 
