@@ -10,8 +10,8 @@ and free loopback ports, enrolls runner agents with the real CLI, and measures
    plus the Redis nudge the worker publishes: the gateway, runner and result path
    only), and for a workflow's ``runner`` step through a webhook (API, worker,
    gateway, runner, result, the engine completing the step);
-2. **throughput**: N direct jobs spread over 4 runners, jobs/s from the first
-   commit to the last recorded result;
+2. **throughput**: N direct jobs spread over 4 runners, written in one
+   transaction, jobs/s from its commit to the last recorded result;
 3. **idle gateway CPU**: K runners enrolled through the real enroll server and
    connected as ``grpc.aio`` clients in this one process (each its own key,
    certificate and session token), heartbeating every 10 s; the gateway process's
@@ -46,7 +46,7 @@ import requests  # noqa: E402
 
 from ops.rpc import runner_pb2, runner_pb2_grpc  # noqa: E402
 from shared import pki  # noqa: E402
-from shared.db import connection  # noqa: E402
+from shared.db import connection, write_transaction  # noqa: E402
 from shared.domain import job_signing  # noqa: E402
 from shared.models import RUNNER_JOB_ENDED, Runner, RunnerJob  # noqa: E402
 from shared.runner_keys import load_ca  # noqa: E402
@@ -117,17 +117,22 @@ def webhook_latency(stack: RunnerStack, runner_id: str, n: int) -> list[float]:
     return took
 
 
-def throughput(stack: RunnerStack, runners: list[Runner], count: int) -> tuple[float, float]:
-    """Jobs/s for ``count`` direct jobs written round-robin over ``runners`` (first commit to
-    last result), and the seconds this process took to write and nudge them all."""
+def throughput(stack: RunnerStack, runners: list[Runner], count: int) -> float:
+    """Jobs/s for ``count`` direct jobs over ``runners``, queued then drained.
+
+    All rows are written round-robin in one transaction, so the clock (from its
+    commit to the last recorded result) measures the gateway, runners and result
+    path, not this process writing rows; each job is then nudged as the worker would.
+    """
+    jobs = []
+    with connection(), write_transaction():
+        for index in range(count):
+            runner = runners[index % len(runners)]
+            jobs.append((runner.id, stack.signed_job(runner, argv=["true"]).id))
     started = time.perf_counter()
-    ids = []
-    for index in range(count):
-        runner = runners[index % len(runners)]
-        job = stack.signed_job(runner, argv=["true"])
-        stack.nudge(runner.id, job.id)
-        ids.append(job.id)
-    written_s = time.perf_counter() - started
+    for runner_id, job_id in jobs:
+        stack.nudge(runner_id, job_id)
+    ids = [job_id for _, job_id in jobs]
     while True:
         with connection():
             ended = (
@@ -140,7 +145,7 @@ def throughput(stack: RunnerStack, runners: list[Runner], count: int) -> tuple[f
         if time.perf_counter() - started > 300:
             raise RuntimeError(f"only {ended} of {count} jobs ended in 300 s")
         time.sleep(0.01)
-    return count / (time.perf_counter() - started), written_s
+    return count / (time.perf_counter() - started)
 
 
 # -- idle clients ---------------------------------------------------------------------
@@ -374,13 +379,12 @@ def main() -> None:
                 )
             )
             print("  ".join(rows[-1]), flush=True)
-        rate, written_s = throughput(stack, runners, args.throughput_jobs)
+        rate = throughput(stack, runners, args.throughput_jobs)
         rows.append(
             (
                 f"throughput, `true` over {len(runners)} runners, direct job rows",
                 f"{rate:.0f} jobs/s",
-                f"n={args.throughput_jobs}, rows written one transaction each "
-                f"in {written_s:.1f} s meanwhile",
+                f"n={args.throughput_jobs}, queued then drained",
             )
         )
         print("  ".join(rows[-1]), flush=True)
