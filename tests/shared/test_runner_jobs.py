@@ -228,9 +228,7 @@ def test_a_result_with_a_bad_signature_is_rejected_and_audited(stack):
     forged = job_signing.sign(job_signing.new_signing_key(), payload)
 
     with pytest.raises(jobs.ResultRejected, match="bad signature"):
-        jobs.record_result(
-            stack.runner.id, job.id, 1, payload, forged, dispatcher=stack.dispatcher
-        )
+        jobs.record_result(stack.runner.id, job.id, 1, payload, forged, dispatcher=stack.dispatcher)
 
     assert RunnerJob.get_by_id(job.id).status == "queued"
     assert StepRun.get_by_id(run_id).status == "running"
