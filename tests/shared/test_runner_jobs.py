@@ -14,11 +14,7 @@ from datetime import timedelta
 import pytest
 
 from shared import secrets_store
-from shared.db import write_transaction
-from shared.dispatch import Dispatcher
 from shared.domain import job_signing
-from shared.engine import progress
-from shared.engine.executions import start_execution
 from shared.keyring import keyring
 from shared.models import (
     AuditLog,
@@ -31,83 +27,7 @@ from shared.models import (
 )
 from shared.runner_keys import load_job_signing_key
 from shared.runners import denylist, jobs, masking
-from shared.workflows import put_workflow
-from tests.support.runner_rows import make_runner, signed_result
-
-SECRET = "s3cret-token-value-42"
-
-
-def workflow_yaml(extra: str = "", then: bool = False) -> str:
-    after = (
-        """
-  - id: after
-    type: condition
-    expr: "true"
-"""
-        if then
-        else ""
-    )
-    return f"""
-id: wf
-name: runner step
-triggers: [{{type: webhook}}]
-steps:
-  - id: run
-    type: runner
-    runner: {{labels: {{role: db}}}}
-    command: [echo, hi]
-    {extra}
-{after}"""
-
-
-class Stack:
-    """A tenant with a runner, a workflow, and the helpers to run its runner step like the worker."""
-
-    def __init__(self, settings, tenant, runner, key) -> None:
-        self.settings = settings
-        self.tenant = tenant
-        self.runner = runner
-        self.key = key
-        self.dispatcher = Dispatcher(settings)
-
-    def start(self, extra: str = "", then: bool = False) -> tuple[str, RunnerJob]:
-        """A new execution whose runner step is parked on a queued job; (step run id, job)."""
-        workflow = put_workflow(self.tenant.id, "wf", workflow_yaml(extra, then), actor="test")[0]
-        started = start_execution(
-            workflow,
-            trigger_type="webhook",
-            trigger_ref="",
-            context={},
-            dedupe_key=None,
-            actor="test",
-        )
-        run_id = StepRun.get(StepRun.execution == started.execution.id).id
-        return run_id, self.dispatch(run_id)
-
-    def dispatch(self, run_id: str) -> RunnerJob:
-        claim, _ = progress.claim(run_id, "worker-1")
-        assert claim is not None
-        with write_transaction():
-            job = jobs.create_job(
-                claim.run,
-                self.runner,
-                argv=["echo", "hi"],
-                script=None,
-                shell=None,
-                env={"TOKEN": SECRET},
-                cwd=None,
-                timeout_seconds=60,
-                settings=self.settings,
-                now=utcnow(),
-            )
-            jobs.hand_over(claim.run, job, json.dumps({"job_id": job.id}))
-        return job
-
-    def result(self, job: RunnerJob, **fields) -> None:
-        payload, signature = signed_result(self.key, job.id, self.runner.id, **fields)
-        jobs.record_result(
-            self.runner.id, job.id, 1, payload, signature, dispatcher=self.dispatcher
-        )
+from tests.support.runner_rows import SECRET, Stack, make_runner, signed_result
 
 
 @pytest.fixture

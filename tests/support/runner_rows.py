@@ -1,5 +1,6 @@
 """Runner rows for tests that play the runner: an enrolled, online runner with a test identity key,
-and results signed by it (what a real agent would send through the gateway)."""
+results signed by it (what a real agent would send through the gateway), and a :class:`Stack`
+that parks a runner step on a job as the worker does."""
 
 from __future__ import annotations
 
@@ -9,8 +10,13 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from shared.db import write_transaction
+from shared.dispatch import Dispatcher
 from shared.domain import job_signing
-from shared.models import Runner, RunnerCertificate, utcnow
+from shared.engine import progress
+from shared.engine.executions import start_execution
+from shared.models import Runner, RunnerCertificate, RunnerJob, StepRun, utcnow
+from shared.runners import jobs
+from shared.workflows import put_workflow
 
 
 def make_runner(
@@ -71,3 +77,79 @@ def signed_result(
     }
     payload = job_signing.result_payload(**fields)
     return payload, job_signing.sign(key, payload)
+
+
+SECRET = "s3cret-token-value-42"
+
+
+def workflow_yaml(extra: str = "", then: bool = False) -> str:
+    after = (
+        """
+  - id: after
+    type: condition
+    expr: "true"
+"""
+        if then
+        else ""
+    )
+    return f"""
+id: wf
+name: runner step
+triggers: [{{type: webhook}}]
+steps:
+  - id: run
+    type: runner
+    runner: {{labels: {{role: db}}}}
+    command: [echo, hi]
+    {extra}
+{after}"""
+
+
+class Stack:
+    """A tenant with a runner, a workflow, and the helpers to run its runner step like the worker."""
+
+    def __init__(self, settings, tenant, runner, key) -> None:
+        self.settings = settings
+        self.tenant = tenant
+        self.runner = runner
+        self.key = key
+        self.dispatcher = Dispatcher(settings)
+
+    def start(self, extra: str = "", then: bool = False) -> tuple[str, RunnerJob]:
+        """A new execution whose runner step is parked on a queued job; (step run id, job)."""
+        workflow = put_workflow(self.tenant.id, "wf", workflow_yaml(extra, then), actor="test")[0]
+        started = start_execution(
+            workflow,
+            trigger_type="webhook",
+            trigger_ref="",
+            context={},
+            dedupe_key=None,
+            actor="test",
+        )
+        run_id = StepRun.get(StepRun.execution == started.execution.id).id
+        return run_id, self.dispatch(run_id)
+
+    def dispatch(self, run_id: str) -> RunnerJob:
+        claim, _ = progress.claim(run_id, "worker-1")
+        assert claim is not None
+        with write_transaction():
+            job = jobs.create_job(
+                claim.run,
+                self.runner,
+                argv=["echo", "hi"],
+                script=None,
+                shell=None,
+                env={"TOKEN": SECRET},
+                cwd=None,
+                timeout_seconds=60,
+                settings=self.settings,
+                now=utcnow(),
+            )
+            jobs.hand_over(claim.run, job, json.dumps({"job_id": job.id}))
+        return job
+
+    def result(self, job: RunnerJob, **fields) -> None:
+        payload, signature = signed_result(self.key, job.id, self.runner.id, **fields)
+        jobs.record_result(
+            self.runner.id, job.id, 1, payload, signature, dispatcher=self.dispatcher
+        )
