@@ -89,13 +89,21 @@ def _after_commit(change: _Change, settings: Settings, dispatcher: Dispatcher) -
 
 
 @in_write_transaction
-def _deny(tenant_id: str, runner_id: str, reason: str, actor: str, now: datetime) -> _Change:
+def _deny(
+    tenant_id: str, runner_id: str, reason: str, actor: str, now: datetime, settings: Settings
+) -> _Change:
     runner = _runner(tenant_id, runner_id)
     message = (
         f"runner {runner.id} was put on the denylist by {actor}: {reason or 'no reason given'}"
     )
     wakeups = jobs.end_unfinished(
-        tenant_id, runner.id, status="denied", message=message, actor=actor, now=now
+        tenant_id,
+        runner.id,
+        status="denied",
+        message=message,
+        actor=actor,
+        now=now,
+        settings=settings,
     )
     existing = RunnerDenial.get_or_none(RunnerDenial.runner == runner.id)
     if existing is None:
@@ -123,7 +131,7 @@ def deny(
 ) -> RunnerDenial:
     """Put the tenant's runner on the denylist (again: the reason is replaced); NotFound otherwise."""
     reason = (reason or "")[:MAX_REASON_CHARS]
-    change = _deny(tenant_id, runner_id, reason, actor, now or utcnow())
+    change = _deny(tenant_id, runner_id, reason, actor, now or utcnow(), settings)
     _after_commit(change, settings, dispatcher)
     return RunnerDenial.get(RunnerDenial.runner == runner_id)
 
@@ -159,7 +167,7 @@ def _certificate(tenant_id: str, fingerprint: str) -> RunnerCertificate:
 
 @in_write_transaction
 def _revoke(
-    tenant_id: str, fingerprint: str, reason: str, actor: str, now: datetime
+    tenant_id: str, fingerprint: str, reason: str, actor: str, now: datetime, settings: Settings
 ) -> _Change | None:
     certificate = _certificate(tenant_id, fingerprint)
     if certificate.revoked_at is not None:
@@ -174,7 +182,13 @@ def _revoke(
             f"by {actor}: {reason or 'no reason given'}"
         )
         wakeups = jobs.end_unfinished(
-            tenant_id, runner.id, status="denied", message=message, actor=actor, now=now
+            tenant_id,
+            runner.id,
+            status="denied",
+            message=message,
+            actor=actor,
+            now=now,
+            settings=settings,
         )
     update_row(
         RunnerCertificate,
@@ -204,7 +218,7 @@ def revoke_certificate(
 ) -> RunnerCertificate:
     """Revoke one certificate of one of the tenant's runners by its SHA-256; NotFound otherwise."""
     reason = (reason or "")[:MAX_REASON_CHARS]
-    change = _revoke(tenant_id, fingerprint, reason, actor, now or utcnow())
+    change = _revoke(tenant_id, fingerprint, reason, actor, now or utcnow(), settings)
     if change is not None:
         _after_commit(change, settings, dispatcher)
     return _certificate(tenant_id, fingerprint)
@@ -243,13 +257,21 @@ def unrevoke_certificate(
 
 
 @in_write_transaction
-def _retire(tenant_id: str, runner_id: str, actor: str, now: datetime) -> _Change | None:
+def _retire(
+    tenant_id: str, runner_id: str, actor: str, now: datetime, settings: Settings
+) -> _Change | None:
     runner = _runner(tenant_id, runner_id)
     if runner.retired_at is not None:
         return None
     message = f"runner {runner.id} was retired by {actor}"
     wakeups = jobs.end_unfinished(
-        tenant_id, runner.id, status="cancelled", message=message, actor=actor, now=now
+        tenant_id,
+        runner.id,
+        status="cancelled",
+        message=message,
+        actor=actor,
+        now=now,
+        settings=settings,
     )
     update_row(Runner, runner.id, {"retired_at": now, "status": "offline"})
     version = _bump()
@@ -267,7 +289,7 @@ def retire(
     now: datetime | None = None,
 ) -> None:
     """Retire the tenant's runner for good: never selected, never let in again; NotFound otherwise."""
-    change = _retire(tenant_id, runner_id, actor, now or utcnow())
+    change = _retire(tenant_id, runner_id, actor, now or utcnow(), settings)
     if change is not None:
         _after_commit(change, settings, dispatcher)
 

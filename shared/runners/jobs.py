@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from peewee import IntegrityError
+from peewee import JOIN, IntegrityError
 
 from shared import audit
 from shared.db import (
@@ -32,7 +32,7 @@ from shared.db import (
 )
 from shared.dispatch import Dispatcher
 from shared.domain import job_signing
-from shared.domain.engine_rules import Outcome, failure_outcome
+from shared.domain.engine_rules import ENDED_EXECUTION, Outcome, failure_outcome
 from shared.engine import outbox, progress
 from shared.engine.outbox import Wakeup
 from shared.engine.specs import spec_of_execution
@@ -40,6 +40,7 @@ from shared.errors import AisOpsFlowError
 from shared.models import (
     LOG_STREAMS,
     RUNNER_JOB_ENDED,
+    Execution,
     Runner,
     RunnerJob,
     RunnerJobLog,
@@ -155,10 +156,15 @@ def hand_over(run: StepRun, job: RunnerJob, input_json: str) -> None:
 
 
 def jobs_to_dispatch(runner_id: str, limit: int = 100) -> list[RunnerJob]:
-    """The runner's queued jobs, oldest first."""
+    """The runner's queued jobs, oldest first (not those whose execution ended meanwhile)."""
     return list(
-        RunnerJob.select()
-        .where(RunnerJob.runner == runner_id, RunnerJob.status == "queued")
+        RunnerJob.select(RunnerJob)
+        .join(Execution, JOIN.LEFT_OUTER, on=(RunnerJob.execution == Execution.id))
+        .where(
+            RunnerJob.runner == runner_id,
+            RunnerJob.status == "queued",
+            Execution.status.is_null() | Execution.status.not_in(ENDED_EXECUTION),
+        )
         .order_by(RunnerJob.created_at, RunnerJob.id)
         .limit(limit)
     )
@@ -192,15 +198,26 @@ def _job_of(runner_id: str, job_id: str) -> RunnerJob:
 
 
 def record_log_chunk(
-    runner_id: str, job_id: str, seq: int, stream: str, data: bytes, now: datetime | None = None
+    runner_id: str,
+    job_id: str,
+    seq: int,
+    stream: str,
+    data: bytes,
+    now: datetime | None = None,
+    *,
+    settings: Settings | None = None,
 ) -> bool:
-    """Store one chunk of output, masked; False when ``(runner, job, seq)`` was stored before."""
+    """Store one chunk of output, masked; False when ``(runner, job, seq)`` was stored before.
+
+    ``settings`` name the keys that decrypt the tenant's secrets (see masking.tenant_secrets).
+    """
     if not isinstance(seq, int) or seq < 1:
         raise ResultRejected(f"log chunk seq must be 1 or more, got {seq!r}")
     if stream not in LOG_STREAMS:
         raise ResultRejected(f"log chunk stream must be stdout or stderr, got {stream!r}")
     job = _job_of(runner_id, job_id)
-    text = mask_secrets(data.decode("utf-8", "replace"), masking.tenant_secrets(job.tenant_id))
+    known = masking.tenant_secrets(job.tenant_id, settings)
+    text = mask_secrets(data.decode("utf-8", "replace"), known)
     try:
         with write_transaction():
             RunnerJobLog.insert(
@@ -272,6 +289,7 @@ def record_result(
     *,
     dispatcher: Dispatcher,
     now: datetime | None = None,
+    settings: Settings | None = None,
 ) -> None:
     """Verify and store a job's signed result once, completing its step attempt; wake-ups after commit.
 
@@ -306,7 +324,7 @@ def record_result(
     if job.status in RUNNER_JOB_ENDED:
         return
     ending = _ending_of(document, tails(job_id), payload)
-    outbox.send(dispatcher, _settle(job_id, ending, now))
+    outbox.send(dispatcher, _settle(job_id, ending, now, settings))
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -348,7 +366,9 @@ def _lock_job(job_id: str) -> RunnerJob | None:
 
 
 @in_write_transaction
-def _settle(job_id: str, ending: Ending, now: datetime) -> list[Wakeup]:
+def _settle(
+    job_id: str, ending: Ending, now: datetime, settings: Settings | None = None
+) -> list[Wakeup]:
     """End the job with ``ending`` unless it ended already, and complete its step attempt."""
     seen = RunnerJob.get_or_none(RunnerJob.id == job_id)
     if seen is None or seen.status in RUNNER_JOB_ENDED:
@@ -364,7 +384,7 @@ def _settle(job_id: str, ending: Ending, now: datetime) -> list[Wakeup]:
     job = _lock_job(job_id)
     if job is None or job.status in RUNNER_JOB_ENDED:
         return []
-    known = masking.tenant_secrets(job.tenant_id)
+    known = masking.tenant_secrets(job.tenant_id, settings)
     error = mask_secrets(ending.error, known) if ending.error else None
     values: dict[str, Any] = {
         "ended_at": now,
@@ -453,7 +473,14 @@ def _outcome(execution: Any, run: StepRun, job: RunnerJob, ending: Ending) -> Ou
 
 
 def end_unfinished(
-    tenant_id: str, runner_id: str, *, status: str, message: str, actor: str, now: datetime
+    tenant_id: str,
+    runner_id: str,
+    *,
+    status: str,
+    message: str,
+    actor: str,
+    now: datetime,
+    settings: Settings | None = None,
 ) -> list[Wakeup]:
     """End every unfinished job of the runner with ``status``; each step fails with ``message``.
 
@@ -468,16 +495,19 @@ def end_unfinished(
     )
     for (job_id,) in list(open_jobs.tuples()):
         ending = Ending(status, error=message, final=message, actor=actor)
-        wakeups += _settle(job_id, ending, now)
+        wakeups += _settle(job_id, ending, now, settings)
     return wakeups
 
 
-def expire_overdue(dispatcher: Dispatcher, now: datetime | None = None) -> int:
+def expire_overdue(
+    dispatcher: Dispatcher, now: datetime | None = None, *, settings: Settings | None = None
+) -> int:
     """End the jobs Core gave up on; their steps get a retryable failure. Returns how many.
 
     A job past ``deadline_at`` is ``timed_out`` if its runner had accepted it, else
     ``lost``; a job not yet accepted whose ``not_after`` passed can no longer be
-    accepted, so it is ``lost`` at once.
+    accepted, so it is ``lost`` at once. A job whose execution ended (cancelled,
+    resolved at source) is ``cancelled``.
     """
     now = now or utcnow()
     overdue = list(
@@ -492,6 +522,12 @@ def expire_overdue(dispatcher: Dispatcher, now: datetime | None = None) -> int:
         .order_by(RunnerJob.deadline_at)
         .limit(EXPIRE_BATCH)
     )
+    orphaned = list(
+        RunnerJob.select(RunnerJob.id)
+        .join(Execution, on=(RunnerJob.execution == Execution.id))
+        .where(RunnerJob.status.in_(UNFINISHED), Execution.status.in_(ENDED_EXECUTION))
+        .limit(EXPIRE_BATCH)
+    )
     for job in overdue:
         if job.status == "accepted":
             ending = Ending("timed_out", error=f"no result from runner {job.runner_id} in time")
@@ -501,7 +537,10 @@ def expire_overdue(dispatcher: Dispatcher, now: datetime | None = None) -> int:
             ending = Ending(
                 "lost", error=f"runner {job.runner_id} did not accept the job before it expired"
             )
-        outbox.send(dispatcher, _settle(job.id, ending, now))
-    if overdue:
-        log.info("ended %d overdue runner job(s)", len(overdue))
-    return len(overdue)
+        outbox.send(dispatcher, _settle(job.id, ending, now, settings))
+    for job in orphaned:
+        ending = Ending("cancelled", error="its execution ended", final="its execution ended")
+        outbox.send(dispatcher, _settle(job.id, ending, now, settings))
+    if overdue or orphaned:
+        log.info("ended %d overdue and %d orphaned runner job(s)", len(overdue), len(orphaned))
+    return len(overdue) + len(orphaned)

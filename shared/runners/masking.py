@@ -19,32 +19,43 @@ from shared.settings import Settings, load_settings
 CACHE_SECONDS = 5.0
 
 _lock = threading.Lock()
-_keys: CachedKeyring | None = None
-_cache: dict[str, tuple[float, tuple[str, ...]]] = {}
+_default: Settings | None = None
+#: One keyring per (data dir, secret key) this process reads secrets with.
+_keyrings: dict[tuple[str, str], CachedKeyring] = {}
+_cache: dict[tuple[str, str, str], tuple[float, tuple[str, ...]]] = {}
 
 
 def use_settings(settings: Settings) -> None:
-    """Read secrets with ``settings``' keys (the process's settings are read otherwise)."""
-    global _keys
+    """Read secrets with ``settings``' keys when a caller passes none (else the environment's)."""
+    global _default
     with _lock:
-        _keys = CachedKeyring(settings)
-        _cache.clear()
+        _default = settings
 
 
-def _keyring() -> CachedKeyring:
-    global _keys
+def _keyring(settings: Settings | None) -> tuple[tuple[str, str], CachedKeyring]:
+    global _default
     with _lock:
-        if _keys is None:
-            _keys = CachedKeyring(load_settings())
-        return _keys
+        if settings is None:
+            if _default is None:
+                _default = load_settings()
+            settings = _default
+        ident = (str(settings.data_dir), settings.secret_key or "")
+        if ident not in _keyrings:
+            _keyrings[ident] = CachedKeyring(settings)
+        return ident, _keyrings[ident]
 
 
-def tenant_secrets(tenant_id: str) -> tuple[str, ...]:
-    """The values of the tenant's secrets (those a workflow can read), cached briefly."""
+def tenant_secrets(tenant_id: str, settings: Settings | None = None) -> tuple[str, ...]:
+    """The values of the tenant's secrets (those a workflow can read), cached briefly.
+
+    ``settings`` says whose keys decrypt them; None means those of
+    :func:`use_settings`, or the process's environment.
+    """
+    ident, keys = _keyring(settings)
     now = time.monotonic()
-    cached = _cache.get(tenant_id)
+    cached = _cache.get((*ident, tenant_id))
     if cached is not None and cached[0] > now:
         return cached[1]
-    values = tuple(secrets_store.read_all(_keyring().get(), tenant_id).values())
-    _cache[tenant_id] = (now + CACHE_SECONDS, values)
+    values = tuple(secrets_store.read_all(keys.get(), tenant_id).values())
+    _cache[(*ident, tenant_id)] = (now + CACHE_SECONDS, values)
     return values

@@ -15,6 +15,7 @@ import pytest
 
 from shared import secrets_store
 from shared.domain import job_signing
+from shared.engine.executions import cancel_execution
 from shared.keyring import keyring
 from shared.models import (
     AuditLog,
@@ -283,3 +284,16 @@ def test_a_denial_while_the_result_is_recorded_ends_the_job_once(db, stack):
     else:
         assert run.status == "succeeded"
     assert denylist.control_snapshot().denied_runner_ids == {stack.runner.id}
+
+
+def test_a_job_of_an_ended_execution_is_not_dispatched_and_is_cancelled(stack):
+    run_id, job = stack.start()
+    execution_id = StepRun.get_by_id(run_id).execution_id
+    cancel_execution(execution_id, stack.tenant.id, actor="test", reason="no longer needed")
+
+    queued = jobs.jobs_to_dispatch(stack.runner.id)
+    count = jobs.expire_overdue(stack.dispatcher)
+
+    assert queued == [] and count == 1
+    assert RunnerJob.get_by_id(job.id).status == "cancelled"
+    assert StepRun.get_by_id(run_id).status == "cancelled"
