@@ -392,6 +392,8 @@ def _settle(
         "status": ending.status,
         "exit_code": ending.exit_code,
         "error": error,
+        # Never sent again: the secrets it carried (env, argv) need not stay at rest.
+        "payload": mask_secrets(job.payload, known),
     }
     update_row(RunnerJob, job.id, values)
     for key, value in values.items():

@@ -86,6 +86,7 @@ def test_log_chunks_are_stored_once_masked_and_make_the_tails(stack):
     assert SECRET not in "".join(row.data for row in RunnerJobLog.select())
     assert stored.stdout_tail == "line one\nline two\n"
     assert SECRET not in stored.stderr_tail and "token=" in stored.stderr_tail
+    assert SECRET in job.payload and SECRET not in stored.payload  # scrubbed once ended
     assert output["exit_code"] == 0 and output["stdout"] == "line one\nline two\n"
     assert output["output"]["job_id"] == job.id
 
