@@ -42,6 +42,7 @@ from shared.models import (
     RUNNER_JOB_ENDED,
     Execution,
     Runner,
+    RunnerDenial,
     RunnerJob,
     RunnerJobLog,
     StepRun,
@@ -395,6 +396,8 @@ def _settle(
         # Never sent again: the secrets it carried (env, argv) need not stay at rest.
         "payload": mask_secrets(job.payload, known),
     }
+    if values.get("result_json"):
+        values["result_json"] = mask_secrets(values["result_json"], known)
     update_row(RunnerJob, job.id, values)
     for key, value in values.items():
         setattr(job, key, value)
@@ -509,7 +512,8 @@ def expire_overdue(
     A job past ``deadline_at`` is ``timed_out`` if its runner had accepted it, else
     ``lost``; a job not yet accepted whose ``not_after`` passed can no longer be
     accepted, so it is ``lost`` at once. A job whose execution ended (cancelled,
-    resolved at source) is ``cancelled``.
+    resolved at source) is ``cancelled``; one whose runner is denied or retired,
+    ``denied``.
     """
     now = now or utcnow()
     overdue = list(
@@ -540,9 +544,26 @@ def expire_overdue(
                 "lost", error=f"runner {job.runner_id} did not accept the job before it expired"
             )
         outbox.send(dispatcher, _settle(job.id, ending, now, settings))
+    # A job queued for a runner in the instant it was denied or retired (the denial
+    # could not see it yet): its runner will never be let in to run it.
+    shut_out = list(
+        RunnerJob.select(RunnerJob.id, RunnerJob.runner)
+        .join(Runner, on=(RunnerJob.runner == Runner.id))
+        .join(RunnerDenial, JOIN.LEFT_OUTER, on=(RunnerDenial.runner == Runner.id))
+        .where(
+            RunnerJob.status.in_(UNFINISHED),
+            Runner.retired_at.is_null(False) | RunnerDenial.runner.is_null(False),
+        )
+        .limit(EXPIRE_BATCH)
+    )
     for job in orphaned:
         ending = Ending("cancelled", error="its execution ended", final="its execution ended")
         outbox.send(dispatcher, _settle(job.id, ending, now, settings))
-    if overdue or orphaned:
-        log.info("ended %d overdue and %d orphaned runner job(s)", len(overdue), len(orphaned))
-    return len(overdue) + len(orphaned)
+    for job in shut_out:
+        message = f"runner {job.runner_id} is denied or retired"
+        ending = Ending("denied", error=message, final=message)
+        outbox.send(dispatcher, _settle(job.id, ending, now, settings))
+    ended = len(overdue) + len(orphaned) + len(shut_out)
+    if ended:
+        log.info("ended %d runner job(s) Core gave up on", ended)
+    return ended

@@ -20,6 +20,7 @@ from shared.keyring import keyring
 from shared.models import (
     AuditLog,
     Execution,
+    RunnerDenial,
     RunnerJob,
     RunnerJobLog,
     StepRun,
@@ -298,3 +299,15 @@ def test_a_job_of_an_ended_execution_is_not_dispatched_and_is_cancelled(stack):
     assert queued == [] and count == 1
     assert RunnerJob.get_by_id(job.id).status == "cancelled"
     assert StepRun.get_by_id(run_id).status == "cancelled"
+
+
+def test_a_job_queued_as_its_runner_was_denied_is_ended_by_the_reconciler(stack):
+    run_id, job = stack.start()
+    # The denial committed without seeing the job (it was not committed yet).
+    RunnerDenial.create(tenant=stack.tenant.id, runner=stack.runner.id, created_by="admin")
+
+    count = jobs.expire_overdue(stack.dispatcher)
+
+    assert count == 1 and RunnerJob.get_by_id(job.id).status == "denied"
+    run = StepRun.get_by_id(run_id)
+    assert run.status == "failed" and "is denied or retired" in run.error
