@@ -10,6 +10,7 @@ from shared.db import connection
 from shared.models import AuditLog, RunnerEnrollmentToken, Tenant
 from shared.runner_keys import load_ca
 from shared.runners import jobs, masking
+from tests.api.test_query_counts import queries_for
 from tests.support.runner_rows import Stack, make_runner
 
 FINGERPRINT = "c" * 64
@@ -212,3 +213,17 @@ def test_revocation_tenancy_and_bad_input(world, runners):
         world.call("acme-admin", "PUT", "/api/ops/runner-revocations/not-hex", json={}), 422
     )
     assert_error(world.call("acme-admin", "DELETE", "/api/ops/runner-revocations/zz"), 422)
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/runners", "/api/ops/runner-denylist", "/api/runners/enrollment-tokens"]
+)
+def test_runner_lists_cost_the_same_queries_however_many_rows(world, runners, path):
+    few = queries_for(world, path)
+    with connection():
+        for number in range(5):
+            runner, _ = make_runner(world.tenants["acme"], name=f"host-{number}")
+            world.call("acme-admin", "PUT", f"/api/ops/runner-denylist/{runner.id}", json={})
+            world.call("acme-admin", "POST", "/api/runners/enrollment-tokens", json={})
+
+    assert queries_for(world, path) == few
