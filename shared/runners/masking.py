@@ -13,6 +13,7 @@ import time
 
 from shared import secrets_store
 from shared.keyring import CachedKeyring
+from shared.models import Secret
 from shared.settings import Settings, load_settings
 
 #: Seconds the secret values of a tenant are reused.
@@ -56,6 +57,8 @@ def tenant_secrets(tenant_id: str, settings: Settings | None = None) -> tuple[st
     cached = _cache.get((*ident, tenant_id))
     if cached is not None and cached[0] > now:
         return cached[1]
-    values = tuple(secrets_store.read_all(keys.get(), tenant_id).values())
+    # No keys are loaded (nor a key file made) for a tenant without secrets.
+    has_secrets = Secret.for_tenant(tenant_id).exists()
+    values = tuple(secrets_store.read_all(keys.get(), tenant_id).values()) if has_secrets else ()
     _cache[(*ident, tenant_id)] = (now + CACHE_SECONDS, values)
     return values
