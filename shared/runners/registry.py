@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared import audit, pki
-from shared.db import in_write_transaction
+from shared.db import in_write_transaction, lock_for_update
 from shared.errors import AisOpsFlowError
 from shared.models import (
     Runner,
@@ -185,13 +185,16 @@ def rotate_token(runner_id: str, grace_seconds: int, *, now: datetime | None = N
     """A new session token for the runner; the current one stays valid ``grace_seconds`` more."""
     now = now or utcnow()
     token, hashed = new_session_token()
+    # Read, then write plain values: MySQL evaluates SET assignments left to right with
+    # the new values, so "previous = current, current = new" in one UPDATE is not portable.
+    current = lock_for_update(
+        Runner.select(Runner.session_token_hash).where(Runner.id == runner_id)
+    ).scalar()
     Runner.update(
-        {
-            Runner.previous_token_hash: Runner.session_token_hash,
-            Runner.previous_token_valid_until: now + timedelta(seconds=grace_seconds),
-            Runner.session_token_hash: hashed,
-            Runner.token_rotated_at: now,
-        }
+        previous_token_hash=current,
+        previous_token_valid_until=now + timedelta(seconds=grace_seconds),
+        session_token_hash=hashed,
+        token_rotated_at=now,
     ).where(Runner.id == runner_id).execute()
     return token
 

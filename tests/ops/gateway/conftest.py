@@ -251,7 +251,9 @@ def start_gateway(tmp_path: Path) -> Iterator[Callable[[Settings], GatewayClient
 
 
 @pytest.fixture
-def gateway(gateway_settings: Settings, start_gateway: Callable[[Settings], GatewayClient]) -> GatewayClient:
+def gateway(
+    gateway_settings: Settings, start_gateway: Callable[[Settings], GatewayClient]
+) -> GatewayClient:
     """A running gateway with the default settings of the test."""
     return start_gateway(gateway_settings)
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import _ssl
 import dataclasses
 import json
-import _ssl
 import socket
 import ssl
 import time
@@ -77,7 +77,9 @@ def test_enroll_gives_a_certificate_naming_the_runner_and_merges_labels(gateway,
         assert certificate.runner_id == enrolled.runner_id
         actions = [row.action for row in AuditLog.select().order_by(AuditLog.seq)]
         assert "runner.enroll" in actions
-        assert enrolled.session_token not in str([row.metadata_redacted for row in AuditLog.select()])
+        assert enrolled.session_token not in str(
+            [row.metadata_redacted for row in AuditLog.select()]
+        )
 
 
 def test_the_same_token_again_is_refused(gateway, new_token):
@@ -190,9 +192,10 @@ def test_renew_gives_a_new_certificate_for_the_same_runner(gateway, new_token):
     assert pki.runner_name(response.certificate_pem).runner_id == enrolled.runner_id
     assert pki.fingerprint(response.certificate_pem) != old_fingerprint
     with connection():
-        assert RunnerCertificate.select().where(
-            RunnerCertificate.runner == enrolled.runner_id
-        ).count() == 2
+        assert (
+            RunnerCertificate.select().where(RunnerCertificate.runner == enrolled.runner_id).count()
+            == 2
+        )
         assert Runner.get_by_id(enrolled.runner_id).cert_fingerprint == pki.fingerprint(
             response.certificate_pem
         )
@@ -235,9 +238,7 @@ def test_a_revoked_certificate_is_cut_and_refused(gateway, new_token):
     assert "was revoked" in refused.value.details()
 
 
-def test_a_stream_ends_when_its_certificate_expires(
-    gateway_settings, start_gateway, new_token
-):
+def test_a_stream_ends_when_its_certificate_expires(gateway_settings, start_gateway, new_token):
     settings = dataclasses.replace(gateway_settings, runner_cert_ttl_seconds=4)
     gateway = start_gateway(settings)
     enrolled = gateway.enroll(new_token())
