@@ -91,11 +91,14 @@ class ConnectService(runner_pb2_grpc.RunnerGatewayServicer):
             session.closed = True
             reader.cancel()
             self.sessions.remove(session)
+            log.info("runner %s disconnected (epoch %d): %s", principal.runner_id, epoch, ending)
+            # Shielded: a stopping server cancels this handler, the update must still happen.
             try:
                 await asyncio.shield(db_call(registry.mark_offline, principal.runner_id, epoch))
+            except asyncio.CancelledError:
+                pass
             except Exception:  # noqa: BLE001 - presence goes stale on its own (presence.STALE_AFTER_SECONDS)
                 log.exception("could not mark runner %s offline", principal.runner_id)
-            log.info("runner %s disconnected (epoch %d): %s", principal.runner_id, epoch, ending)
 
     async def _read(
         self, request_iterator: AsyncIterator[runner_pb2.RunnerMessage], session: Session
@@ -106,9 +109,9 @@ class ConnectService(runner_pb2_grpc.RunnerGatewayServicer):
                 await self.handle(session, message)
         except asyncio.CancelledError:
             raise
-        except grpc.aio.AioRpcError:
-            pass  # the call ended under us; Connect's finally block cleans up
         except Exception:  # noqa: BLE001 - the runner reconnects and replays its outbox
+            if session.closed:
+                return  # ended on our side (abort, stop): reading fails, nothing is lost
             log.exception(
                 "runner %s: could not store a message; closing its stream", session.runner_id
             )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import _ssl
 import dataclasses
 import json
+import os
+import signal
 import socket
 import ssl
 import time
@@ -269,3 +271,24 @@ def test_session_tokens_rotate_over_the_stream_and_the_old_one_has_grace(
     gateway.renew(enrolled)  # the old token, within its grace
     gateway.renew(enrolled, token=new_token_value)
     stream.close()
+
+
+def test_sigterm_ends_the_streams_and_stops_the_gateway(gateway, new_token):
+    enrolled = gateway.enroll(new_token())
+    stream = gateway.connect(enrolled)
+    _wait_status(enrolled.runner_id, "online")
+    process = gateway.process.process
+
+    started = time.monotonic()
+    os.killpg(process.pid, signal.SIGTERM)
+    code = process.wait(10)
+
+    assert code == 0, gateway.process.output()[-3000:]
+    assert time.monotonic() - started < 8
+    error = stream.wait_ended(5)
+    assert error is not None and error.code() == grpc.StatusCode.UNAVAILABLE
+    assert _status(enrolled.runner_id) == "offline"
+    output = gateway.process.output()
+    assert f"runner {enrolled.runner_id} connected" in output
+    assert f"runner {enrolled.runner_id} disconnected" in output
+    assert enrolled.session_token not in output
