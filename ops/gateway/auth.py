@@ -17,6 +17,7 @@ from ops.gateway.blocking import db_call
 from shared import pki
 from shared.models import utcnow
 from shared.runners import registry
+from shared.runners.enrollment import token_hash
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,12 @@ class Principal:
     runner_id: str
     fingerprint: str
     not_after: datetime  # naive UTC, the certificate's
+    #: When its session token was last rotated (naive UTC), None if never.
+    token_rotated_at: datetime | None = None
+    #: It proved itself with the rotated-out token: the new one never reached it.
+    previous_token: bool = False
+    #: SHA-256 of the token it presented (what the table stores; never the token).
+    token_hash: str = ""
 
 
 def peer_certificate(context: grpc.aio.ServicerContext) -> bytes | None:
@@ -73,15 +80,24 @@ async def authorize(context: grpc.aio.ServicerContext, *, now: datetime | None =
     now = now or utcnow()
     if not_after <= now:
         await refuse(context, grpc.StatusCode.UNAUTHENTICATED, "certificate expired")
+    token = session_token(context)
     try:
-        await db_call(
+        runner = await db_call(
             registry.authenticate,
             name.tenant_id,
             name.runner_id,
             fingerprint,
-            session_token(context),
+            token,
             now=now,
         )
     except registry.RunnerRefused as refusal:
         await refuse(context, _CODES[refusal.code], str(refusal))
-    return Principal(name.tenant_id, name.runner_id, fingerprint, not_after)
+    return Principal(
+        name.tenant_id,
+        name.runner_id,
+        fingerprint,
+        not_after,
+        token_rotated_at=runner.token_rotated_at,
+        previous_token=token_hash(token) != runner.session_token_hash,
+        token_hash=token_hash(token),
+    )

@@ -43,8 +43,24 @@ class Session:
     outbox: asyncio.Queue[runner_pb2.CoreMessage | Close] = field(default_factory=asyncio.Queue)
     dispatch_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     opened_at: float = field(default_factory=time.monotonic)
-    rotated_at: float = field(default_factory=time.monotonic)
+    #: time.monotonic() of the token's last rotation (see __post_init__).
+    rotated_at: float = 0.0
     closed: bool = False
+    #: Hash of the rotated-out token the runner came back with, kept valid by the next rotation.
+    stale_token_hash: str | None = None
+
+    def __post_init__(self) -> None:
+        # Rotation follows the token's age, not the stream's: a runner that reconnects
+        # often still gets a new token on time. One that came back with the rotated-out
+        # token never received the new one, so it gets another at once.
+        if self.principal.previous_token:
+            self.stale_token_hash = self.principal.token_hash
+            self.rotated_at = float("-inf")
+        elif self.principal.token_rotated_at is None:
+            self.rotated_at = float("-inf")
+        else:
+            age = (utcnow() - self.principal.token_rotated_at).total_seconds()
+            self.rotated_at = time.monotonic() - max(0.0, age)
 
     @property
     def runner_id(self) -> str:
@@ -118,8 +134,12 @@ async def rotation_loop(settings: Settings, sessions: SessionTable, stop: asynci
             if session.closed or now - session.rotated_at < period:
                 continue
             session.rotated_at = now
+            # A runner that came back with its rotated-out token keeps that one valid.
+            keep, session.stale_token_hash = session.stale_token_hash, None
             try:
-                token = await db_call(registry.rotate_token, session.runner_id, grace)
+                token = await db_call(
+                    registry.rotate_token, session.runner_id, grace, keep_hash=keep
+                )
             except Exception:  # noqa: BLE001 - tried again next period
                 log.exception("could not rotate the session token of runner %s", session.runner_id)
                 continue

@@ -181,15 +181,28 @@ def renew(
 
 
 @in_write_transaction
-def rotate_token(runner_id: str, grace_seconds: int, *, now: datetime | None = None) -> str:
-    """A new session token for the runner; the current one stays valid ``grace_seconds`` more."""
+def rotate_token(
+    runner_id: str,
+    grace_seconds: int,
+    *,
+    keep_hash: str | None = None,
+    now: datetime | None = None,
+) -> str:
+    """A new session token for the runner; the current one stays valid ``grace_seconds`` more.
+
+    ``keep_hash`` names the token that stays valid instead of the current one: the
+    runner came back with the rotated-out token, so the current one never reached it.
+    """
     now = now or utcnow()
     token, hashed = new_session_token()
     # Read, then write plain values: MySQL evaluates SET assignments left to right with
     # the new values, so "previous = current, current = new" in one UPDATE is not portable.
-    current = lock_for_update(
-        Runner.select(Runner.session_token_hash).where(Runner.id == runner_id)
-    ).scalar()
+    current = (
+        keep_hash
+        or lock_for_update(
+            Runner.select(Runner.session_token_hash).where(Runner.id == runner_id)
+        ).scalar()
+    )
     Runner.update(
         previous_token_hash=current,
         previous_token_valid_until=now + timedelta(seconds=grace_seconds),

@@ -292,3 +292,24 @@ def test_sigterm_ends_the_streams_and_stops_the_gateway(gateway, new_token):
     assert f"runner {enrolled.runner_id} connected" in output
     assert f"runner {enrolled.runner_id} disconnected" in output
     assert enrolled.session_token not in output
+
+
+def test_a_runner_back_with_its_rotated_out_token_gets_a_new_one_at_once(
+    gateway_settings, start_gateway, new_token
+):
+    settings = dataclasses.replace(
+        gateway_settings, runner_token_rotation_seconds=2, runner_token_grace_seconds=60
+    )
+    gateway = start_gateway(settings)
+    enrolled = gateway.enroll(new_token())
+    stream = gateway.connect(enrolled)
+    stream.wait_for(lambda message: message.HasField("token_rotation"), 10)
+    stream.close()  # as if the rotation was lost with the connection: never stored
+    stream.wait_ended(5)
+
+    again = gateway.connect(enrolled)  # still the old token, within its grace
+    rotation = again.wait_for(lambda message: message.HasField("token_rotation"), 4)
+
+    gateway.renew(enrolled)  # the old token stays valid through that rotation too
+    gateway.renew(enrolled, token=rotation.token_rotation.token)
+    again.close()
