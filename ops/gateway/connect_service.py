@@ -24,6 +24,9 @@ from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
+#: How long a new stream may take to send its Hello, in seconds.
+HELLO_TIMEOUT_SECONDS = 30.0
+
 
 def _jobs() -> ModuleType:
     # Imported when first used: shared.runners.jobs is the core helper's module.
@@ -56,7 +59,12 @@ class ConnectService(runner_pb2_grpc.RunnerGatewayServicer):
     ) -> AsyncIterator[runner_pb2.CoreMessage]:
         """The runner's stream: Hello first, then jobs out and logs, results and acks in."""
         principal = await authorize(context)
-        first = await anext(aiter(request_iterator), None)
+        try:
+            first = await asyncio.wait_for(
+                anext(aiter(request_iterator), None), timeout=HELLO_TIMEOUT_SECONDS
+            )
+        except TimeoutError:
+            first = None
         if first is None or first.WhichOneof("body") != "hello":
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be Hello")
         inventory = inventory_dict(first.hello.inventory)
