@@ -60,9 +60,12 @@ def session_token(context: grpc.aio.ServicerContext) -> str:
     return ""
 
 
-async def refuse(context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str) -> None:
+async def refuse(
+    context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str, runner_id: str = ""
+) -> None:
     """Log the refusal and end the RPC with ``code`` (raises)."""
-    log.warning("refused %s from %s: %s", code.name, context.peer(), message)
+    who = f"runner {runner_id} at {context.peer()}" if runner_id else context.peer()
+    log.warning("refused %s (%s): %s", who, code.name, message)
     await context.abort(code, message)
 
 
@@ -79,7 +82,9 @@ async def authorize(context: grpc.aio.ServicerContext, *, now: datetime | None =
     not_after = pki.not_after(pem).replace(tzinfo=None)
     now = now or utcnow()
     if not_after <= now:
-        await refuse(context, grpc.StatusCode.UNAUTHENTICATED, "certificate expired")
+        await refuse(
+            context, grpc.StatusCode.UNAUTHENTICATED, "certificate expired", name.runner_id
+        )
     token = session_token(context)
     try:
         runner = await db_call(
@@ -91,7 +96,7 @@ async def authorize(context: grpc.aio.ServicerContext, *, now: datetime | None =
             now=now,
         )
     except registry.RunnerRefused as refusal:
-        await refuse(context, _CODES[refusal.code], str(refusal))
+        await refuse(context, _CODES[refusal.code], str(refusal), name.runner_id)
     return Principal(
         name.tenant_id,
         name.runner_id,

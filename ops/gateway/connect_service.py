@@ -12,6 +12,7 @@ import grpc
 
 from ops.gateway.auth import Principal, authorize
 from ops.gateway.blocking import db_call
+from ops.gateway.control_watch import ControlWatch
 from ops.gateway.jobs_listener import JobsListener
 from ops.gateway.messages import ack, inventory_dict, unix_seconds
 from ops.gateway.sessions import Close, Session, SessionTable
@@ -42,6 +43,7 @@ class ConnectService(runner_pb2_grpc.RunnerGatewayServicer):
         ca: RunnerCA,
         sessions: SessionTable,
         listener: JobsListener,
+        control: ControlWatch,
         dispatcher: Dispatcher,
         gateway_id: str,
     ) -> None:
@@ -49,6 +51,7 @@ class ConnectService(runner_pb2_grpc.RunnerGatewayServicer):
         self.ca = ca
         self.sessions = sessions
         self.listener = listener
+        self.control = control
         self.dispatcher = dispatcher
         self.gateway_id = gateway_id
 
@@ -80,6 +83,9 @@ class ConnectService(runner_pb2_grpc.RunnerGatewayServicer):
             principal.fingerprint[:16],
             ", superseding its previous stream" if superseded else "",
         )
+        # A denial committed between authorize() and open() found no session to cut:
+        # look once more now that this one is registered.
+        await self.control.check([session])
         reader = asyncio.create_task(self._read(request_iterator, session))
         self.listener.nudge(principal.runner_id)
         ending = "the runner closed it"

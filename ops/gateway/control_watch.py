@@ -16,7 +16,7 @@ import grpc
 
 from ops.gateway.blocking import db_call
 from ops.gateway.pubsub import follow
-from ops.gateway.sessions import SessionTable
+from ops.gateway.sessions import Session, SessionTable
 from shared.models import utcnow
 from shared.runners import registry, signals
 from shared.settings import Settings
@@ -36,10 +36,11 @@ class ControlWatch:
         self.version: int | None = None
         self.lock = asyncio.Lock()
 
-    async def check(self) -> int:
-        """Close every live session that may no longer stay open; returns how many were closed."""
+    async def check(self, sessions: list[Session] | None = None) -> int:
+        """Close every live session (or these) that may no longer stay open; returns how many were closed."""
         async with self.lock:
-            live = [session for session in self.sessions.live if not session.closed]
+            candidates = self.sessions.live if sessions is None else sessions
+            live = [session for session in candidates if not session.closed]
             if not live:
                 return 0
             refusals = await db_call(

@@ -79,6 +79,7 @@ class Gateway:
                 self.tls.ca,
                 self.sessions,
                 self.listener,
+                self.control,
                 Dispatcher(settings),
                 self.gateway_id,
             ),
