@@ -1,0 +1,264 @@
+"""Run one verified job: a process group, its two output streams as numbered chunks, a timeout.
+
+The job runs in its own session (``start_new_session=True``), so its process
+group id is its pid and everything it starts can be killed together: at the
+timeout, on a cancel, and when the job ends (leftover background processes are
+not left running on the host, as a CI runner's job cleanup does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ops.runner.verify import Job
+
+#: Largest chunk sent, in bytes.
+CHUNK_BYTES = 16 * 1024
+#: Longest a read byte waits before its chunk is emitted, in milliseconds.
+FLUSH_MS = 50
+#: How long a job's pipes may stay open after its main process ended, in milliseconds.
+PIPE_DRAIN_MS = 1_000
+#: PATH of a job that sets none and runs on a runner that has none.
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#: Variables a job inherits from the runner's environment; its own ``env`` goes on top.
+INHERITED_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR")
+
+#: (stream, data) -> None, called for each chunk in the order the bytes were read.
+ChunkSink = Callable[[str, bytes], None]
+
+
+def now_ms() -> int:
+    """Unix time in milliseconds."""
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a job ended (the fields of its signed result, except the ids and ``last_seq``)."""
+
+    status: str
+    exit_code: int | None
+    error: str
+    started_at_ms: int
+    ended_at_ms: int
+    duration_ms: int
+    stdout_bytes: int
+    stderr_bytes: int
+    stdout_capped: bool
+    stderr_capped: bool
+
+
+def job_environment(job: Job, base: dict[str, str] | None = None) -> dict[str, str]:
+    """A minimal environment (a few of the runner's variables) with the job's ``env`` on top."""
+    base = dict(os.environ) if base is None else base
+    env = {name: base[name] for name in INHERITED_ENV if name in base}
+    env.setdefault("PATH", DEFAULT_PATH)
+    env.setdefault("LANG", "C.UTF-8")
+    env["AISOPSFLOW_JOB_ID"] = job.job_id
+    env.update(job.env)
+    return env
+
+
+def kill_group(pgid: int, sig: int) -> bool:
+    """Send ``sig`` to a process group; False when the group is gone."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        # A pgid reused by another user's process after a crash: not ours to kill.
+        return False
+    return True
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any process of the group is still there."""
+    return kill_group(pgid, 0)
+
+
+class _Chunker:
+    """Coalesces reads into chunks: same stream, ≤ CHUNK_BYTES, none older than FLUSH_MS.
+
+    A read from the other stream flushes first, so chunks keep the order the
+    bytes were read in across both streams.
+    """
+
+    def __init__(self, sink: ChunkSink, cap: int) -> None:
+        self._sink = sink
+        self._cap = cap
+        self._stream = ""
+        self._buffer = bytearray()
+        self._timer: asyncio.TimerHandle | None = None
+        self.total = {"stdout": 0, "stderr": 0}
+        self.sent = {"stdout": 0, "stderr": 0}
+
+    def add(self, stream: str, data: bytes) -> None:
+        self.total[stream] += len(data)
+        room = self._cap - self.sent[stream]
+        data = data[: max(room, 0)]
+        if not data:
+            return
+        self.sent[stream] += len(data)
+        if self._buffer and stream != self._stream:
+            self.flush()
+        self._stream = stream
+        self._buffer += data
+        while len(self._buffer) >= CHUNK_BYTES:
+            piece = bytes(self._buffer[:CHUNK_BYTES])
+            del self._buffer[:CHUNK_BYTES]
+            self._sink(stream, piece)
+        if self._buffer and self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(FLUSH_MS / 1000, self.flush)
+        elif not self._buffer and self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._buffer:
+            data = bytes(self._buffer)
+            self._buffer.clear()
+            self._sink(self._stream, data)
+
+    def capped(self, stream: str) -> bool:
+        return self.total[stream] > self.sent[stream]
+
+
+class JobRun:
+    """One job's process group, from start to its Outcome."""
+
+    def __init__(
+        self,
+        job: Job,
+        *,
+        sink: ChunkSink,
+        max_output_bytes: int,
+        kill_grace_ms: int,
+        on_started: Callable[[int], None] | None = None,
+    ) -> None:
+        self.job = job
+        self._chunker = _Chunker(sink, max_output_bytes)
+        self._kill_grace_ms = kill_grace_ms
+        self._on_started = on_started
+        self._process: asyncio.subprocess.Process | None = None
+        self._stop_reason: str | None = None
+        self._stopped = asyncio.Event()
+
+    def cancel(self, reason: str) -> None:
+        """Stop the job (its result says ``failed`` with ``cancelled: <reason>``)."""
+        if self._stop_reason is None:
+            self._stop_reason = f"cancelled: {reason}" if reason else "cancelled"
+        self._stopped.set()
+
+    def abandon(self, reason: str) -> None:
+        """Stop the job because the runner stops (its result says ``lost``)."""
+        if self._stop_reason is None:
+            self._stop_reason = f"lost: {reason}"
+        self._stopped.set()
+
+    async def _read(self, stream: asyncio.StreamReader, name: str) -> None:
+        while True:
+            data = await stream.read(CHUNK_BYTES)
+            if not data:
+                return
+            self._chunker.add(name, data)
+
+    async def _kill(self, pgid: int) -> None:
+        """SIGTERM the group, then SIGKILL whatever is left after the grace period."""
+        if not kill_group(pgid, signal.SIGTERM):
+            return
+        deadline = time.monotonic() + self._kill_grace_ms / 1000
+        while time.monotonic() < deadline and group_alive(pgid):
+            await asyncio.sleep(0.05)
+        kill_group(pgid, signal.SIGKILL)
+
+    def _command(self, script_dir: str) -> list[str]:
+        if self.job.argv:
+            return list(self.job.argv)
+        # A script goes to a file rather than `-c`, so its size is not bounded by one argument's.
+        path = Path(script_dir) / "job-script"
+        path.write_text(self.job.script or "")
+        return [self.job.shell or "/bin/sh", str(path)]
+
+    async def run(self) -> Outcome:
+        """Run the job to its end; never raises for the job's own failures."""
+        started = now_ms()
+        with tempfile.TemporaryDirectory(prefix="aisopsflow-job-") as script_dir:
+            try:
+                self._process = await asyncio.create_subprocess_exec(
+                    *self._command(script_dir),
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                    env=job_environment(self.job),
+                    cwd=self.job.cwd or None,
+                    start_new_session=True,
+                )
+            except OSError as error:
+                return self._outcome("failed", None, f"cannot start the command: {error}", started)
+            return await self._supervise(self._process, started)
+
+    async def _supervise(self, process: asyncio.subprocess.Process, started: int) -> Outcome:
+        pgid = process.pid  # a new session's leader: its pid is the group id
+        if self._on_started is not None:
+            self._on_started(pgid)
+        assert process.stdout is not None and process.stderr is not None
+        readers = [
+            asyncio.ensure_future(self._read(process.stdout, "stdout")),
+            asyncio.ensure_future(self._read(process.stderr, "stderr")),
+        ]
+        waiter = asyncio.ensure_future(process.wait())
+        stopper = asyncio.ensure_future(self._stopped.wait())
+        timeout_s = self.job.timeout_seconds
+        done, _ = await asyncio.wait(
+            {waiter, stopper}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
+        )
+        timed_out = not done
+        if waiter not in done:
+            await self._kill(pgid)
+            await waiter
+        stopper.cancel()
+        # Give the pipes a moment to drain, then end leftovers (a background child holding them).
+        _, pending = await asyncio.wait(readers, timeout=PIPE_DRAIN_MS / 1000)
+        kill_group(pgid, signal.SIGKILL)
+        for reader in pending:
+            reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*readers, return_exceptions=True)
+        self._chunker.flush()
+        code = process.returncode
+        if timed_out:
+            return self._outcome("timed_out", None, f"timed out after {timeout_s} s", started)
+        if self._stop_reason is not None and waiter not in done:
+            status = "lost" if self._stop_reason.startswith("lost: ") else "failed"
+            return self._outcome(status, None, self._stop_reason.removeprefix("lost: "), started)
+        if code is not None and code < 0:
+            name = signal.Signals(-code).name
+            return self._outcome("failed", 128 - code, f"killed by {name}", started)
+        return self._outcome("succeeded" if code == 0 else "failed", code, "", started)
+
+    def _outcome(self, status: str, exit_code: int | None, error: str, started: int) -> Outcome:
+        ended = now_ms()
+        chunker = self._chunker
+        return Outcome(
+            status=status,
+            exit_code=exit_code,
+            error=error,
+            started_at_ms=started,
+            ended_at_ms=ended,
+            duration_ms=ended - started,
+            stdout_bytes=chunker.total["stdout"],
+            stderr_bytes=chunker.total["stderr"],
+            stdout_capped=chunker.capped("stdout"),
+            stderr_capped=chunker.capped("stderr"),
+        )
