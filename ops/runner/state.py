@@ -29,7 +29,7 @@ CA_FILE = "ca.pem"
 #: Raw 32-byte Ed25519 public key Core signs jobs with.
 JOB_KEY_FILE = "job-signing.pub"
 #: The current session token (rotated by Core over the stream).
-TOKEN_FILE = "session-token"
+TOKEN_FILE = "session-token"  # noqa: S105 - a file name, not a secret
 #: Runner id, tenant id, addresses, labels, when the certificate arrived.
 RUNNER_FILE = "runner.json"
 #: The SQLite outbox, seen-nonce cache and job journal.
