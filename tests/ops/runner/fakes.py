@@ -75,7 +75,12 @@ class FakeCore:
 
 
 def enrolled_state(
-    core: FakeCore, directory: Path, *, gateway: str = "127.0.0.1:1", lifetime_s: float = 3600
+    core: FakeCore,
+    directory: Path,
+    *,
+    gateway: str = "127.0.0.1:1",
+    enroll: str | None = None,
+    lifetime_s: float = 3600,
 ) -> RunnerState:
     """A state dir as `runner enroll` leaves it, without a gateway."""
     state = RunnerState(directory)
@@ -90,7 +95,7 @@ def enrolled_state(
             runner_id=RUNNER,
             tenant_id=TENANT,
             gateway_address=gateway,
-            enroll_address=gateway,
+            enroll_address=enroll or gateway,
             labels={"role": "db"},
             cert_received_at=time.time(),
         )
