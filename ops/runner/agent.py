@@ -66,6 +66,14 @@ def describe_rpc_error(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+def _refused(error: BaseException | None) -> bool:
+    """Whether the gateway refused this runner (denylist, revoked certificate, retired)."""
+    return (
+        isinstance(error, grpc.aio.AioRpcError)
+        and error.code() == grpc.StatusCode.PERMISSION_DENIED
+    )
+
+
 class Session:
     """One channel and its Connect stream; messages go through one writer task."""
 
@@ -338,8 +346,7 @@ class Agent:
 
     async def _ticker(self, session: Session) -> None:
         """Heartbeats, inventory every inventory_ms, and an occasional outbox prune."""
-        started = last_inventory = last_prune = time.monotonic()
-        del started
+        last_inventory = last_prune = time.monotonic()
         while True:
             await asyncio.sleep(self.config.heartbeat_ms / 1000)
             session.send(
@@ -493,7 +500,12 @@ class Agent:
                     old = session  # closed once the new stream is up
                     backoff_ms = FIRST_BACKOFF_MS
                     continue
-                self._log_end(session.ended.result())
+                ended = session.ended.result()
+                self._log_end(ended)
+                if _refused(ended):
+                    # A denied runner stops what it runs: Core has already failed those steps.
+                    for run in list(self.runs.values()):
+                        run.cancel(f"the gateway refused this runner: {ended.details()}")
                 self.session = None
                 await session.close()
                 # A stream that lasted resets the backoff; one refused at once keeps growing it.
@@ -510,10 +522,11 @@ class Agent:
             self.outbox.close()
 
     def _log_end(self, error: BaseException | None) -> None:
-        if isinstance(error, grpc.aio.AioRpcError) and error.code() in (
-            grpc.StatusCode.PERMISSION_DENIED,
-            grpc.StatusCode.UNAUTHENTICATED,
+        if _refused(error) or (
+            isinstance(error, grpc.aio.AioRpcError)
+            and error.code() == grpc.StatusCode.UNAUTHENTICATED
         ):
+            assert isinstance(error, grpc.aio.AioRpcError)
             log.error("the gateway refused this runner: %s", error.details())
         elif error is not None:
             log.warning("not connected (%s); reconnecting", describe_rpc_error(error))
@@ -526,6 +539,7 @@ class Agent:
 
     async def _shutdown(self, session: Session | None) -> None:
         """Stop running jobs (reported lost), give their results a moment to be acknowledged."""
+        log.info("stopping: %d running job(s) will be reported lost", len(self.runs))
         for run in list(self.runs.values()):
             run.abandon("the runner was stopped while the job ran")
         if self._job_tasks:

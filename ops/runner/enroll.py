@@ -27,6 +27,8 @@ from shared.domain import job_signing
 
 #: Seconds the first handshake and the Enroll call may take.
 ENROLL_TIMEOUT_SECONDS = 15
+#: Port of the RunnerGateway server when an enrollment answer names none.
+DEFAULT_GATEWAY_PORT = 7444
 #: Seconds the renewal hook may run.
 HOOK_TIMEOUT_SECONDS = 120
 
@@ -115,6 +117,10 @@ def _store(
     enroll_address: str,
     labels: dict[str, str],
 ) -> None:
+    gateway_address = response.gateway_address
+    if not gateway_address:
+        # An older gateway that does not say: its documented default port on the same host.
+        gateway_address = f"{split_address(enroll_address)[0]}:{DEFAULT_GATEWAY_PORT}"
     state.write("ca.pem", response.ca_certificate_pem)
     state.write("job-signing.pub", response.job_signing_public_key)
     state.save_session_token(response.session_token)
@@ -122,7 +128,7 @@ def _store(
         Identity(
             runner_id=response.runner_id,
             tenant_id=response.tenant_id,
-            gateway_address=response.gateway_address,
+            gateway_address=gateway_address,
             enroll_address=enroll_address,
             labels=labels,
             cert_received_at=time.time(),

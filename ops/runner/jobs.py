@@ -231,10 +231,15 @@ class JobRun:
         # Give the pipes a moment to drain, then end leftovers (a background child holding them).
         _, pending = await asyncio.wait(readers, timeout=PIPE_DRAIN_MS / 1000)
         kill_group(pgid, signal.SIGKILL)
+        if pending:
+            # Killed holders close their pipes at once; only an escaped (setsid) process keeps them.
+            _, pending = await asyncio.wait(pending, timeout=PIPE_DRAIN_MS / 1000)
         for reader in pending:
             reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*readers, return_exceptions=True)
+        # Close the pipes now, not when the transport is collected (maybe after the loop closed).
+        process._transport.close()  # type: ignore[attr-defined]  # noqa: SLF001
         self._chunker.flush()
         code = process.returncode
         if timed_out:

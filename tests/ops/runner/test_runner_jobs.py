@@ -204,3 +204,21 @@ def test_a_job_killed_by_a_signal_reports_128_plus_signal() -> None:
     assert outcome.status == "failed"
     assert outcome.exit_code == 137
     assert outcome.error == "killed by SIGKILL"
+
+
+def test_a_background_child_left_behind_is_ended_with_the_job(tmp_path: Path) -> None:
+    """Given a command that exits 0 but leaves a child holding its stdout."""
+    pid_file = tmp_path / "child.pid"
+    job = make_job(argv=["sh", "-c", f"sleep 300 & echo $! > {pid_file}; echo done"])
+
+    started = time.monotonic()
+    outcome, chunks, _ = run(job)
+
+    assert outcome.status == "succeeded" and outcome.exit_code == 0
+    assert joined(chunks, "stdout") == b"done\n"
+    assert time.monotonic() - started < 5
+    child = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(child)

@@ -300,3 +300,27 @@ def test_stop_reports_a_running_job_lost(core: FakeCore, tmp_path: Path) -> None
     assert document["status"] == "lost"
     outbox = Outbox(box["state"].outbox_path)
     assert outbox.unfinished() == []
+
+
+def test_a_denied_runner_stops_its_running_job_and_reports_it_once_allowed(
+    core: FakeCore, tmp_path: Path
+) -> None:
+    async def body(gateway: FakeGateway, agent: Agent, state: RunnerState) -> None:
+        await wait_for(lambda: gateway.streams)
+        job_id, payload, signature = core.signed_job(argv=["sh", "-c", "echo go; sleep 300"])
+        gateway.send_job(job_id, payload, signature)
+        await wait_for(lambda: gateway.received("log_chunk"))
+
+        reason = "runner rn_one is on the denylist: compromised"
+        gateway.refuse = reason
+        gateway.streams[0].abort_with.set_result((grpc.StatusCode.PERMISSION_DENIED, reason))
+        await wait_for(lambda: not agent.runs)
+        assert gateway.result(job_id) is None
+        await wait_for(lambda: len(gateway.streams) >= 3)  # reconnects are refused
+
+        gateway.refuse = None
+        document = runner_verifies(state, await wait_for(lambda: gateway.result(job_id)))
+        assert document["status"] == "failed"
+        assert document["error"] == f"cancelled: the gateway refused this runner: {reason}"
+
+    with_gateway(core, tmp_path, body)
