@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import random
-import signal
 import time
 from typing import Any
 
@@ -23,7 +22,7 @@ import grpc.aio
 from ops.rpc import runner_pb2, runner_pb2_grpc
 from ops.runner import enroll, inventory
 from ops.runner.config import RunnerConfig
-from ops.runner.jobs import JobRun, Outcome, group_alive, kill_group, now_ms
+from ops.runner.jobs import JobRun, Outcome, kill_orphaned_job, now_ms
 from ops.runner.outbox import Item, JournalEntry, Outbox
 from ops.runner.state import RunnerState
 from ops.runner.verify import Job, Refusal, check_job
@@ -49,6 +48,8 @@ OPEN_TIMEOUT_MS = 10_000
 STOP_FLUSH_MS = 3_000
 #: Milliseconds between two prunes of the outbox's old rows.
 PRUNE_MS = 3_600_000
+#: Milliseconds a failed write waits for the reader to report the stream's status.
+WRITER_DEFERS_MS = 2_000
 #: Seconds a stream must have lasted for the next reconnect to start from the first backoff.
 STABLE_STREAM_S = 10
 #: Seconds a Renew call may take.
@@ -109,6 +110,10 @@ class Session:
         except asyncio.CancelledError:
             raise
         except BaseException as error:  # noqa: BLE001 - any write failure ends the stream
+            # The reader gets the call's status (e.g. PERMISSION_DENIED and the gateway's
+            # message); a write only learns that the call is over. Let the reader say why.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self.ended), WRITER_DEFERS_MS / 1000)
             self.end(error)
 
     async def close(self) -> None:
@@ -198,8 +203,8 @@ class Agent:
         """Report jobs a killed runner left unfinished as ``lost`` (never re-run); returns how many."""
         entries: list[JournalEntry] = self.outbox.unfinished()
         for entry in entries:
-            if entry.pgid and group_alive(entry.pgid):
-                kill_group(entry.pgid, signal.SIGKILL)
+            if entry.pgid:
+                kill_orphaned_job(entry.job_id, entry.pgid)
             log.warning(
                 "job %s was interrupted by a runner restart: reporting it lost", entry.job_id
             )
@@ -459,6 +464,7 @@ class Agent:
     async def run(self) -> None:
         """Connect, reconnect with backoff, renew; returns after ``stop()``."""
         self.recover_lost()
+        self.outbox.prune(time.time())
         renewal = asyncio.ensure_future(self._renewal_loop())
         backoff_ms = FIRST_BACKOFF_MS
         old: Session | None = None

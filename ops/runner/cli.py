@@ -74,7 +74,7 @@ def start_command(state_dir: str | None, renewal_hook: str | None) -> None:
     """Connect to Core and run jobs until SIGTERM."""
     from ops.runner.agent import Agent, FatalError
     from ops.runner.config import ConfigError, load_config
-    from ops.runner.state import NotEnrolled, RunnerState
+    from ops.runner.state import NotEnrolled, RunnerState, StateLocked
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -90,8 +90,8 @@ def start_command(state_dir: str | None, renewal_hook: str | None) -> None:
             raise NotEnrolled(
                 f"{config.state_dir} holds no enrollment: run `aisopsflow runner enroll` first"
             )
-        state.ensure()
-    except (ConfigError, NotEnrolled) as error:
+        state.lock()
+    except (ConfigError, NotEnrolled, StateLocked) as error:
         _fail(str(error))
 
     async def main() -> None:

@@ -14,6 +14,7 @@ import socket
 import ssl
 import subprocess
 import time
+from pathlib import Path
 
 import grpc
 from cryptography import x509
@@ -121,6 +122,10 @@ def _store(
     if not gateway_address:
         # An older gateway that does not say: its documented default port on the same host.
         gateway_address = f"{split_address(enroll_address)[0]}:{DEFAULT_GATEWAY_PORT}"
+    if state.is_enrolled() and state.identity().runner_id != response.runner_id:
+        # A new runner in an old state dir: the old runner's unsent items are not this one's.
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{state.outbox_path}{suffix}").unlink(missing_ok=True)
     state.write("ca.pem", response.ca_certificate_pem)
     state.write("job-signing.pub", response.job_signing_public_key)
     state.save_session_token(response.session_token)

@@ -84,6 +84,37 @@ def group_alive(pgid: int) -> bool:
     return kill_group(pgid, 0)
 
 
+def _group_carries_job(job_id: str, pgid: int, proc: Path) -> bool:
+    """Whether a process of group ``pgid`` has ``job_id`` in its environment (it is that job's)."""
+    marker = f"AISOPSFLOW_JOB_ID={job_id}".encode()
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(") ", 1)[1].split()
+            if int(fields[2]) != pgid:
+                continue
+            if marker in (entry / "environ").read_bytes().split(b"\0"):
+                return True
+        except (OSError, IndexError, ValueError):
+            continue
+    return False
+
+
+def kill_orphaned_job(job_id: str, pgid: int, proc: Path = Path("/proc")) -> bool:
+    """Kill what is left of a job a crashed runner started; True when something was killed.
+
+    A pgid from before a crash (or a reboot) may since belong to someone else, so
+    where /proc exists the group is only killed if one of its processes still
+    carries the job's AISOPSFLOW_JOB_ID.
+    """
+    if not group_alive(pgid):
+        return False
+    if proc.is_dir() and not _group_carries_job(job_id, pgid, proc):
+        return False
+    return kill_group(pgid, signal.SIGKILL)
+
+
 class _Chunker:
     """Coalesces reads into chunks: same stream, ≤ CHUNK_BYTES, none older than FLUSH_MS.
 

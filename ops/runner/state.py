@@ -7,6 +7,7 @@ so a runner killed mid-write keeps the previous version.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import time
@@ -34,6 +35,14 @@ TOKEN_FILE = "session-token"  # noqa: S105 - a file name, not a secret
 RUNNER_FILE = "runner.json"
 #: The SQLite outbox, seen-nonce cache and job journal.
 OUTBOX_FILE = "outbox.sqlite3"
+
+
+#: Held (flock) by the running agent, so two agents never share one state dir.
+LOCK_FILE = "agent.lock"
+
+
+class StateLocked(RuntimeError):
+    """Another agent runs on this state directory."""
 
 
 class NotEnrolled(RuntimeError):
@@ -71,6 +80,20 @@ class RunnerState:
     def ensure(self) -> None:
         """Create the directory (0700), or tighten an existing one."""
         private_dir(self.directory)
+
+    def lock(self) -> int:
+        """Take the directory's lock for this process's lifetime (the descriptor stays open)."""
+        self.ensure()
+        descriptor = os.open(self.directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            raise StateLocked(
+                f"another runner agent is using {self.directory}; "
+                "give each runner its own --state-dir"
+            ) from None
+        return descriptor
 
     @property
     def outbox_path(self) -> Path:

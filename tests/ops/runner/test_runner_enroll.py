@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import stat
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -17,7 +18,7 @@ from ops.runner.state import RunnerState
 from shared import pki
 from shared.domain import job_signing
 from tests.ops.runner.fake_gateway import FakeGateway, start_servers, stop_servers
-from tests.ops.runner.fakes import RUNNER, TENANT, FakeCore
+from tests.ops.runner.fakes import RUNNER, TENANT, FakeCore, enrolled_state
 
 
 def with_enroll_server(core: FakeCore, body: Callable[[FakeGateway, int], Awaitable[None]]) -> None:
@@ -140,3 +141,15 @@ def test_start_without_an_enrollment_fails_clearly(tmp_path: Path) -> None:
 
     assert result.exit_code == 1
     assert "holds no enrollment: run `aisopsflow runner enroll` first" in result.output
+
+
+def test_a_second_agent_on_the_same_state_dir_is_refused(core: FakeCore, tmp_path: Path) -> None:
+    state = enrolled_state(core, tmp_path / "state")
+    descriptor = state.lock()
+    try:
+        result = CliRunner().invoke(runner_group, ["start", "--state-dir", str(state.directory)])
+    finally:
+        os.close(descriptor)
+
+    assert result.exit_code == 1
+    assert "another runner agent is using" in result.output

@@ -13,6 +13,7 @@ from pathlib import Path
 from ops.rpc import runner_pb2
 from ops.runner.agent import Agent
 from ops.runner.config import RunnerConfig
+from ops.runner.jobs import kill_orphaned_job
 from ops.runner.outbox import Outbox
 from ops.runner.state import RunnerState
 from shared.domain import job_signing
@@ -87,7 +88,9 @@ def test_a_job_left_running_by_a_killed_runner_is_killed_and_reported_lost(
     state: RunnerState, config: RunnerConfig
 ) -> None:
     """Given a job journaled as accepted whose process group is still running."""
-    child = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    child = subprocess.Popen(
+        ["sleep", "300"], start_new_session=True, env={"AISOPSFLOW_JOB_ID": "jb_running"}
+    )
     outbox = Outbox(state.outbox_path)
     outbox.accept("jb_running", "nonce-1", int(time.time()) + 300, 1_000)
     outbox.set_pgid("jb_running", child.pid)
@@ -119,3 +122,15 @@ def test_a_job_left_running_by_a_killed_runner_is_killed_and_reported_lost(
     outbox.close()
     assert asyncio.run(restart()) == 0
     assert os.path.exists(state.outbox_path)
+
+
+def test_a_process_group_that_is_not_the_jobs_is_left_alone(tmp_path: Path) -> None:
+    """A pgid journaled before a crash may belong to another program by now."""
+    stranger = subprocess.Popen(["sleep", "300"], start_new_session=True, env={})
+    try:
+        assert not kill_orphaned_job("jb_gone", stranger.pid)
+        assert stranger.poll() is None
+        os.killpg(stranger.pid, 0)
+    finally:
+        stranger.kill()
+        stranger.wait()
