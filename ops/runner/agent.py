@@ -419,7 +419,12 @@ class Agent:
     async def _renewal_loop(self) -> None:
         """Renew at 2/3 of the certificate's lifetime over the current channel; retry on failure."""
         while True:
-            delay = self._renew_at() - time.time()
+            try:
+                delay = self._renew_at() - time.time()
+            except Exception as error:  # noqa: BLE001 - e.g. a certificate file being replaced
+                log.warning("cannot read the certificate's lifetime (%s); retrying", error)
+                await asyncio.sleep(5)
+                continue
             if delay > 0:
                 await asyncio.sleep(delay)
             session = self.session
@@ -433,7 +438,9 @@ class Agent:
                     metadata=self._metadata(),
                     timeout=RENEW_TIMEOUT_SECONDS,
                 )
-            except grpc.aio.AioRpcError as error:
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # noqa: BLE001 - a renewal that dies would never come back
                 log.warning("certificate renewal failed (%s); retrying", describe_rpc_error(error))
                 await asyncio.sleep(
                     min(5.0, max(self.state.certificate_not_after() - time.time(), 1) / 10)
