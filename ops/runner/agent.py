@@ -146,6 +146,7 @@ class Agent:
         self._stopping = asyncio.Event()
         self._renewed = asyncio.Event()
         self._identity_key = state.identity_key()
+        self._inventory = runner_pb2.Inventory()
 
     def stop(self) -> None:
         """Ask the agent to stop (SIGTERM): running jobs are stopped and reported lost."""
@@ -331,7 +332,7 @@ class Agent:
     def _hello(self) -> runner_pb2.RunnerMessage:
         return runner_pb2.RunnerMessage(
             hello=runner_pb2.Hello(
-                inventory=inventory.collect(self.identity.labels),
+                inventory=self._inventory,
                 running_job_ids=sorted(self.runs),
             )
         )
@@ -364,12 +365,15 @@ class Agent:
             now = time.monotonic()
             if (now - last_inventory) * 1000 >= self.config.inventory_ms:
                 last_inventory = now
-                session.send(
-                    runner_pb2.RunnerMessage(inventory=inventory.collect(self.identity.labels))
-                )
+                self._inventory = await self._collect_inventory()
+                session.send(runner_pb2.RunnerMessage(inventory=self._inventory))
             if (now - last_prune) * 1000 >= PRUNE_MS:
                 last_prune = now
                 self.outbox.prune(time.time())
+
+    async def _collect_inventory(self) -> runner_pb2.Inventory:
+        # In a thread: resolving the host's own name can block on a slow resolver.
+        return await asyncio.to_thread(inventory.collect, self.identity.labels)
 
     def _channel(self) -> grpc.aio.Channel:
         certificate_pem, key_pem = self.state.client_certificate()
@@ -472,6 +476,7 @@ class Agent:
         """Connect, reconnect with backoff, renew; returns after ``stop()``."""
         self.recover_lost()
         self.outbox.prune(time.time())
+        self._inventory = await self._collect_inventory()
         renewal = asyncio.ensure_future(self._renewal_loop())
         backoff_ms = FIRST_BACKOFF_MS
         old: Session | None = None

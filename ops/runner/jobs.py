@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -165,6 +166,33 @@ class _Chunker:
         return self.total[stream] > self.sent[stream]
 
 
+class _JobProtocol(asyncio.SubprocessProtocol):
+    """Feeds both pipes to the chunker and notes the exit, without waiting for the pipes.
+
+    ``Process.wait()`` of asyncio streams only returns once every pipe is closed
+    (Python 3.11), so a background child holding stdout would hide the exit.
+    """
+
+    def __init__(self, chunker: _Chunker) -> None:
+        self._chunker = chunker
+        loop = asyncio.get_running_loop()
+        self.exited: asyncio.Future[None] = loop.create_future()
+        self.drained: asyncio.Future[None] = loop.create_future()
+        self._open_pipes = {1, 2}
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        self._chunker.add("stdout" if fd == 1 else "stderr", data)
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        self._open_pipes.discard(fd)
+        if not self._open_pipes and not self.drained.done():
+            self.drained.set_result(None)
+
+    def process_exited(self) -> None:
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+
 class JobRun:
     """One job's process group, from start to its Outcome."""
 
@@ -181,7 +209,6 @@ class JobRun:
         self._chunker = _Chunker(sink, max_output_bytes)
         self._kill_grace_ms = kill_grace_ms
         self._on_started = on_started
-        self._process: asyncio.subprocess.Process | None = None
         self._stop_reason: str | None = None
         self._stopped = asyncio.Event()
 
@@ -196,13 +223,6 @@ class JobRun:
         if self._stop_reason is None:
             self._stop_reason = f"lost: {reason}"
         self._stopped.set()
-
-    async def _read(self, stream: asyncio.StreamReader, name: str) -> None:
-        while True:
-            data = await stream.read(CHUNK_BYTES)
-            if not data:
-                return
-            self._chunker.add(name, data)
 
     async def _kill(self, pgid: int) -> None:
         """SIGTERM the group, then SIGKILL whatever is left after the grace period."""
@@ -224,58 +244,54 @@ class JobRun:
     async def run(self) -> Outcome:
         """Run the job to its end; never raises for the job's own failures."""
         started = now_ms()
+        loop = asyncio.get_running_loop()
         with tempfile.TemporaryDirectory(prefix="aisopsflow-job-") as script_dir:
             try:
-                self._process = await asyncio.create_subprocess_exec(
+                transport, protocol = await loop.subprocess_exec(
+                    lambda: _JobProtocol(self._chunker),
                     *self._command(script_dir),
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=asyncio.subprocess.PIPE,
-                    stderr=asyncio.subprocess.PIPE,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
                     env=job_environment(self.job),
                     cwd=self.job.cwd or None,
                     start_new_session=True,
                 )
             except OSError as error:
                 return self._outcome("failed", None, f"cannot start the command: {error}", started)
-            return await self._supervise(self._process, started)
+            try:
+                return await self._supervise(transport, protocol, started)
+            finally:
+                transport.close()
 
-    async def _supervise(self, process: asyncio.subprocess.Process, started: int) -> Outcome:
-        pgid = process.pid  # a new session's leader: its pid is the group id
+    async def _supervise(
+        self, transport: asyncio.SubprocessTransport, protocol: _JobProtocol, started: int
+    ) -> Outcome:
+        pgid = transport.get_pid()  # a new session's leader: its pid is the group id
         if self._on_started is not None:
             self._on_started(pgid)
-        assert process.stdout is not None and process.stderr is not None
-        readers = [
-            asyncio.ensure_future(self._read(process.stdout, "stdout")),
-            asyncio.ensure_future(self._read(process.stderr, "stderr")),
-        ]
-        waiter = asyncio.ensure_future(process.wait())
         stopper = asyncio.ensure_future(self._stopped.wait())
         timeout_s = self.job.timeout_seconds
         done, _ = await asyncio.wait(
-            {waiter, stopper}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
+            {protocol.exited, stopper}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
         )
-        timed_out = not done
-        if waiter not in done:
-            await self._kill(pgid)
-            await waiter
         stopper.cancel()
+        exited = protocol.exited in done
+        if not exited:
+            await self._kill(pgid)
+            await protocol.exited
         # Give the pipes a moment to drain, then end leftovers (a background child holding them).
-        _, pending = await asyncio.wait(readers, timeout=PIPE_DRAIN_MS / 1000)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(protocol.drained), PIPE_DRAIN_MS / 1000)
         kill_group(pgid, signal.SIGKILL)
-        if pending:
-            # Killed holders close their pipes at once; only an escaped (setsid) process keeps them.
-            _, pending = await asyncio.wait(pending, timeout=PIPE_DRAIN_MS / 1000)
-        for reader in pending:
-            reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(*readers, return_exceptions=True)
-        # Close the pipes now, not when the transport is collected (maybe after the loop closed).
-        process._transport.close()  # type: ignore[attr-defined]  # noqa: SLF001
+        # Killed holders close their pipes at once; only an escaped (setsid) process keeps them.
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(protocol.drained), PIPE_DRAIN_MS / 1000)
         self._chunker.flush()
-        code = process.returncode
-        if timed_out:
+        code = transport.get_returncode()
+        if not done:
             return self._outcome("timed_out", None, f"timed out after {timeout_s} s", started)
-        if self._stop_reason is not None and waiter not in done:
+        if self._stop_reason is not None and not exited:
             status = "lost" if self._stop_reason.startswith("lost: ") else "failed"
             return self._outcome(status, None, self._stop_reason.removeprefix("lost: "), started)
         if code is not None and code < 0:
