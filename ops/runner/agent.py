@@ -14,7 +14,6 @@ import contextlib
 import logging
 import random
 import time
-from typing import Any
 
 import grpc
 import grpc.aio
@@ -22,8 +21,16 @@ import grpc.aio
 from ops.rpc import runner_pb2, runner_pb2_grpc
 from ops.runner import enroll, inventory
 from ops.runner.config import RunnerConfig
-from ops.runner.jobs import JobRun, Outcome, kill_orphaned_job, now_ms
-from ops.runner.outbox import Item, JournalEntry, Outbox
+from ops.runner.groups import kill_orphaned_job
+from ops.runner.jobs import JobRun, Outcome, now_ms
+from ops.runner.outbox import JournalEntry, Outbox
+from ops.runner.session import (
+    KEEPALIVE_OPTIONS,
+    Session,
+    describe_rpc_error,
+    item_message,
+    refused,
+)
 from ops.runner.state import RunnerState
 from ops.runner.verify import Job, Refusal, check_job
 from shared import pki
@@ -31,13 +38,6 @@ from shared.domain import job_signing
 
 log = logging.getLogger("aisopsflow.runner")
 
-#: Client keepalive: a ping every 5 s, the stream is dead after 5 s without an answer.
-KEEPALIVE_OPTIONS = (
-    ("grpc.keepalive_time_ms", 5_000),
-    ("grpc.keepalive_timeout_ms", 5_000),
-    ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.max_pings_without_data", 0),
-)
 #: Part of a certificate's lifetime after which the runner renews it.
 RENEW_AT_FRACTION = 2 / 3
 #: Milliseconds the first reconnect waits; each failure doubles it up to the configured cap.
@@ -48,8 +48,6 @@ OPEN_TIMEOUT_MS = 10_000
 STOP_FLUSH_MS = 3_000
 #: Milliseconds between two prunes of the outbox's old rows.
 PRUNE_MS = 3_600_000
-#: Milliseconds a failed write waits for the reader to report the stream's status.
-WRITER_DEFERS_MS = 2_000
 #: Seconds a stream must have lasted for the next reconnect to start from the first backoff.
 STABLE_STREAM_S = 10
 #: Seconds a Renew call may take.
@@ -58,78 +56,6 @@ RENEW_TIMEOUT_SECONDS = 15
 
 class FatalError(RuntimeError):
     """The agent cannot go on (e.g. an expired certificate and no renewal hook)."""
-
-
-def describe_rpc_error(error: BaseException) -> str:
-    """One line for a stream's end: the gateway's own message when it refused us."""
-    if isinstance(error, grpc.aio.AioRpcError):
-        return f"{error.code().name}: {error.details()}"
-    return f"{type(error).__name__}: {error}"
-
-
-def _refused(error: BaseException | None) -> bool:
-    """Whether the gateway refused this runner (denylist, revoked certificate, retired)."""
-    return (
-        isinstance(error, grpc.aio.AioRpcError)
-        and error.code() == grpc.StatusCode.PERMISSION_DENIED
-    )
-
-
-class Session:
-    """One channel and its Connect stream; messages go through one writer task."""
-
-    def __init__(self, channel: grpc.aio.Channel, call: Any) -> None:
-        self.channel = channel
-        self.call = call
-        self.queue: asyncio.Queue[runner_pb2.RunnerMessage] = asyncio.Queue()
-        loop = asyncio.get_running_loop()
-        self.hello_sent: asyncio.Future[None] = loop.create_future()
-        self.ended: asyncio.Future[BaseException | None] = loop.create_future()
-        self.tasks: list[asyncio.Task[None]] = []
-
-    def send(self, message: runner_pb2.RunnerMessage) -> None:
-        """Queue ``message`` for the stream (in order)."""
-        self.queue.put_nowait(message)
-
-    def end(self, reason: BaseException | None) -> None:
-        """Note why the stream ended (first reason wins)."""
-        if not self.ended.done():
-            self.ended.set_result(reason)
-        if not self.hello_sent.done():
-            self.hello_sent.set_exception(reason or ConnectionError("the stream ended"))
-            self.hello_sent.exception()  # retrieved: nobody may be waiting any more
-
-    async def writer(self) -> None:
-        """Send queued messages until the stream ends."""
-        try:
-            while True:
-                message = await self.queue.get()
-                await self.call.write(message)
-                if not self.hello_sent.done():
-                    self.hello_sent.set_result(None)
-        except asyncio.CancelledError:
-            raise
-        except BaseException as error:  # noqa: BLE001 - any write failure ends the stream
-            # The reader gets the call's status (e.g. PERMISSION_DENIED and the gateway's
-            # message); a write only learns that the call is over. Let the reader say why.
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self.ended), WRITER_DEFERS_MS / 1000)
-            self.end(error)
-
-    async def close(self) -> None:
-        """Stop the tasks, cancel the stream and close the channel."""
-        self.end(None)
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        self.call.cancel()
-        await self.channel.close(grace=None)
-
-
-def _message(item: Item) -> runner_pb2.RunnerMessage:
-    if item.kind == "log":
-        return runner_pb2.RunnerMessage(log_chunk=runner_pb2.LogChunk.FromString(item.body))
-    return runner_pb2.RunnerMessage(job_result=runner_pb2.JobResult.FromString(item.body))
 
 
 class Agent:
@@ -275,10 +201,10 @@ class Agent:
                 )
             )
         for item in self.outbox.unacked(entry.job_id):
-            self._send(_message(item))
+            self._send(item_message(item))
         result = self.outbox.result(entry.job_id)
         if result is not None and result.acked:
-            self._send(_message(result))
+            self._send(item_message(result))
 
     async def _run_job(self, job: Job) -> None:
         seq = 0
@@ -395,7 +321,7 @@ class Agent:
         # this stream, every item stored before is in the replay, none is missed.
         session.send(self._hello())
         for item in self.outbox.unacked():
-            session.send(_message(item))
+            session.send(item_message(item))
         self.session = session
         session.tasks = [
             asyncio.ensure_future(session.writer()),
@@ -520,7 +446,7 @@ class Agent:
                     continue
                 ended = session.ended.result()
                 self._log_end(ended)
-                if _refused(ended):
+                if refused(ended):
                     # A denied runner stops what it runs: Core has already failed those steps.
                     for run in list(self.runs.values()):
                         run.cancel(f"the gateway refused this runner: {ended.details()}")
@@ -540,7 +466,7 @@ class Agent:
             self.outbox.close()
 
     def _log_end(self, error: BaseException | None) -> None:
-        if _refused(error) or (
+        if refused(error) or (
             isinstance(error, grpc.aio.AioRpcError)
             and error.code() == grpc.StatusCode.UNAUTHENTICATED
         ):

@@ -19,21 +19,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ops.runner.chunks import Chunker, ChunkSink
+from ops.runner.groups import group_alive, kill_group
 from ops.runner.verify import Job
 
-#: Largest chunk sent, in bytes.
-CHUNK_BYTES = 16 * 1024
-#: Longest a read byte waits before its chunk is emitted, in milliseconds.
-FLUSH_MS = 50
 #: How long a job's pipes may stay open after its main process ended, in milliseconds.
 PIPE_DRAIN_MS = 1_000
 #: PATH of a job that sets none and runs on a runner that has none.
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: Variables a job inherits from the runner's environment; its own ``env`` goes on top.
 INHERITED_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR")
-
-#: (stream, data) -> None, called for each chunk in the order the bytes were read.
-ChunkSink = Callable[[str, bytes], None]
 
 
 def now_ms() -> int:
@@ -68,104 +63,6 @@ def job_environment(job: Job, base: dict[str, str] | None = None) -> dict[str, s
     return env
 
 
-def kill_group(pgid: int, sig: int) -> bool:
-    """Send ``sig`` to a process group; False when the group is gone."""
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        # A pgid reused by another user's process after a crash: not ours to kill.
-        return False
-    return True
-
-
-def group_alive(pgid: int) -> bool:
-    """Whether any process of the group is still there."""
-    return kill_group(pgid, 0)
-
-
-def _group_carries_job(job_id: str, pgid: int, proc: Path) -> bool:
-    """Whether a process of group ``pgid`` has ``job_id`` in its environment (it is that job's)."""
-    marker = f"AISOPSFLOW_JOB_ID={job_id}".encode()
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(") ", 1)[1].split()
-            if int(fields[2]) != pgid:
-                continue
-            if marker in (entry / "environ").read_bytes().split(b"\0"):
-                return True
-        except (OSError, IndexError, ValueError):
-            continue
-    return False
-
-
-def kill_orphaned_job(job_id: str, pgid: int, proc: Path = Path("/proc")) -> bool:
-    """Kill what is left of a job a crashed runner started; True when something was killed.
-
-    A pgid from before a crash (or a reboot) may since belong to someone else, so
-    where /proc exists the group is only killed if one of its processes still
-    carries the job's AISOPSFLOW_JOB_ID.
-    """
-    if not group_alive(pgid):
-        return False
-    if proc.is_dir() and not _group_carries_job(job_id, pgid, proc):
-        return False
-    return kill_group(pgid, signal.SIGKILL)
-
-
-class _Chunker:
-    """Coalesces reads into chunks: same stream, ≤ CHUNK_BYTES, none older than FLUSH_MS.
-
-    A read from the other stream flushes first, so chunks keep the order the
-    bytes were read in across both streams.
-    """
-
-    def __init__(self, sink: ChunkSink, cap: int) -> None:
-        self._sink = sink
-        self._cap = cap
-        self._stream = ""
-        self._buffer = bytearray()
-        self._timer: asyncio.TimerHandle | None = None
-        self.total = {"stdout": 0, "stderr": 0}
-        self.sent = {"stdout": 0, "stderr": 0}
-
-    def add(self, stream: str, data: bytes) -> None:
-        self.total[stream] += len(data)
-        room = self._cap - self.sent[stream]
-        data = data[: max(room, 0)]
-        if not data:
-            return
-        self.sent[stream] += len(data)
-        if self._buffer and stream != self._stream:
-            self.flush()
-        self._stream = stream
-        self._buffer += data
-        while len(self._buffer) >= CHUNK_BYTES:
-            piece = bytes(self._buffer[:CHUNK_BYTES])
-            del self._buffer[:CHUNK_BYTES]
-            self._sink(stream, piece)
-        if self._buffer and self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(FLUSH_MS / 1000, self.flush)
-        elif not self._buffer and self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def flush(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._buffer:
-            data = bytes(self._buffer)
-            self._buffer.clear()
-            self._sink(self._stream, data)
-
-    def capped(self, stream: str) -> bool:
-        return self.total[stream] > self.sent[stream]
-
-
 class _JobProtocol(asyncio.SubprocessProtocol):
     """Feeds both pipes to the chunker and notes the exit, without waiting for the pipes.
 
@@ -173,7 +70,7 @@ class _JobProtocol(asyncio.SubprocessProtocol):
     (Python 3.11), so a background child holding stdout would hide the exit.
     """
 
-    def __init__(self, chunker: _Chunker) -> None:
+    def __init__(self, chunker: Chunker) -> None:
         self._chunker = chunker
         loop = asyncio.get_running_loop()
         self.exited: asyncio.Future[None] = loop.create_future()
@@ -206,7 +103,7 @@ class JobRun:
         on_started: Callable[[int], None] | None = None,
     ) -> None:
         self.job = job
-        self._chunker = _Chunker(sink, max_output_bytes)
+        self._chunker = Chunker(sink, max_output_bytes)
         self._kill_grace_ms = kill_grace_ms
         self._on_started = on_started
         self._stop_reason: str | None = None

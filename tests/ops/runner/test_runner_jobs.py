@@ -7,7 +7,8 @@ import os
 import time
 from pathlib import Path
 
-from ops.runner.jobs import CHUNK_BYTES, JobRun, Outcome, job_environment
+from ops.runner.chunks import CHUNK_BYTES
+from ops.runner.jobs import JobRun, Outcome, job_environment
 from ops.runner.verify import Job
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from ops.rpc import runner_pb2
 from ops.runner.agent import Agent
 from ops.runner.config import RunnerConfig
-from ops.runner.jobs import kill_orphaned_job
+from ops.runner.groups import kill_orphaned_job
 from ops.runner.outbox import Outbox
 from ops.runner.state import RunnerState
 from shared.domain import job_signing
