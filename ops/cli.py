@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 import click
 
 from ops.processes import PLUGIN_NAMES
-from ops.runner.cli import runner_group
 from shared.errors import AisOpsFlowError
 from shared.settings import Settings, describe, load_settings
 
@@ -311,10 +310,6 @@ def workflow_validate(settings: Settings, file: Path) -> None:
     if problems:
         sys.exit(1)
     click.echo(f"{file}: valid")
-
-
-# The runner agent's own commands (enroll, start); Core's subcommands are added to the same group.
-main.add_command(runner_group)
 
 
 if __name__ == "__main__":

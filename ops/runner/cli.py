@@ -105,3 +105,8 @@ def start_command(state_dir: str | None, renewal_hook: str | None) -> None:
         asyncio.run(main())
     except (FatalError, NotEnrolled) as error:
         _fail(str(error))
+
+
+if __name__ == "__main__":
+    # `python -m ops.runner.cli start`: the agent without Core's `aisopsflow` command around it.
+    runner_group()

@@ -1,4 +1,4 @@
-"""`aisopsflow runner start` as a real process: SIGKILL mid-job, restart, SIGTERM."""
+"""The runner agent as a real process (`python -m ops.runner.cli start`, what `aisopsflow runner start` runs): SIGKILL mid-job, restart, SIGTERM."""
 
 from __future__ import annotations
 
@@ -20,8 +20,7 @@ async def start_runner(state_dir: Path, log: Path) -> asyncio.subprocess.Process
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "ops.cli",
-        "runner",
+        "ops.runner.cli",
         "start",
         "--state-dir",
         str(state_dir),
