@@ -113,6 +113,15 @@ def scheduler(settings: Settings) -> None:
 
 
 @main.command()
+@with_settings
+def gateway(settings: Settings) -> None:
+    """Run the runner gateway: enrollment (TLS) and connected runners (mTLS)."""
+    from ops.processes import run_gateway
+
+    sys.exit(run_gateway(settings))
+
+
+@main.command()
 @click.argument("name", type=click.Choice(PLUGIN_NAMES))
 @click.option("--host", default=None, help="Address to listen on (default AISOPSFLOW_PLUGIN_HOST).")
 @click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port to listen on.")
