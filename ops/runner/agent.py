@@ -50,6 +50,8 @@ STOP_FLUSH_MS = 3_000
 PRUNE_MS = 3_600_000
 #: Seconds a stream must have lasted for the next reconnect to start from the first backoff.
 STABLE_STREAM_S = 10
+#: Seconds between two runs of the renewal hook when re-enrolling keeps failing.
+HOOK_RETRY_S = 30
 #: Seconds a Renew call may take.
 RENEW_TIMEOUT_SECONDS = 15
 
@@ -73,6 +75,7 @@ class Agent:
         self._renewed = asyncio.Event()
         self._identity_key = state.identity_key()
         self._inventory = runner_pb2.Inventory()
+        self._hook_ran_at = 0.0
 
     def stop(self) -> None:
         """Ask the agent to stop (SIGTERM): running jobs are stopped and reported lost."""
@@ -361,6 +364,11 @@ class Agent:
             if session is None or session.ended.done():
                 await asyncio.sleep(1)
                 continue
+            if self.state.certificate_not_after() <= time.time():
+                # Too late to renew: reconnecting takes the renewal hook's path.
+                session.end(ConnectionError("the runner certificate expired before it was renewed"))
+                await asyncio.sleep(1)
+                continue
             key = pki.new_private_key()
             try:
                 response = await runner_pb2_grpc.RunnerGatewayStub(session.channel).Renew(
@@ -391,6 +399,11 @@ class Agent:
                 f"the runner certificate expired at unix {int(expired_at)} and no renewal hook is "
                 "set (AISOPSFLOW_RUNNER_RENEWAL_HOOK or --renewal-hook): enroll again with a new token"
             )
+        wait_s = self._hook_ran_at + HOOK_RETRY_S - time.monotonic()
+        if self._hook_ran_at and wait_s > 0:
+            # Spare the operator's token source (a vault, say) one call per reconnect.
+            raise enroll.EnrollError(f"the renewal hook runs again in {wait_s:.0f} s")
+        self._hook_ran_at = time.monotonic()
         log.warning("the runner certificate expired; running the renewal hook to re-enroll")
         token = await asyncio.to_thread(enroll.run_renewal_hook, hook)
         runner_id = await asyncio.to_thread(enroll.reenroll, self.state, token)

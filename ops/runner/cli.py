@@ -11,6 +11,7 @@ import asyncio
 import logging
 import signal
 import sys
+from dataclasses import replace
 
 import click
 
@@ -53,7 +54,7 @@ def enroll_command(
     """Enroll this host (pinning Core's CA) and print the runner id."""
     from ops.runner.config import ConfigError, load_config
     from ops.runner.enroll import EnrollError, enroll
-    from ops.runner.state import RunnerState
+    from ops.runner.state import HOOK_FILE, RunnerState
 
     try:
         config = load_config(state_dir=state_dir, renewal_hook=renewal_hook)
@@ -63,7 +64,7 @@ def enroll_command(
         _fail(str(error))
     if renewal_hook:
         # Kept with the enrollment, so `runner start` finds it without the flag.
-        state.write("renewal-hook", renewal_hook.encode())
+        state.write(HOOK_FILE, renewal_hook.encode())
     click.echo(runner_id)
 
 
@@ -74,7 +75,7 @@ def start_command(state_dir: str | None, renewal_hook: str | None) -> None:
     """Connect to Core and run jobs until SIGTERM."""
     from ops.runner.agent import Agent, FatalError
     from ops.runner.config import ConfigError, load_config
-    from ops.runner.state import NotEnrolled, RunnerState, StateLocked
+    from ops.runner.state import HOOK_FILE, NotEnrolled, RunnerState, StateLocked
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -82,10 +83,8 @@ def start_command(state_dir: str | None, renewal_hook: str | None) -> None:
     try:
         config = load_config(state_dir=state_dir, renewal_hook=renewal_hook)
         state = RunnerState(config.state_dir)
-        if not config.renewal_hook and (config.state_dir / "renewal-hook").exists():
-            from dataclasses import replace
-
-            config = replace(config, renewal_hook=state.read("renewal-hook").decode())
+        if not config.renewal_hook and (config.state_dir / HOOK_FILE).exists():
+            config = replace(config, renewal_hook=state.read(HOOK_FILE).decode())
         if not state.is_enrolled():
             raise NotEnrolled(
                 f"{config.state_dir} holds no enrollment: run `aisopsflow runner enroll` first"

@@ -76,7 +76,7 @@ def _self_signed(der: bytes) -> bool:
 
 def pin_ca(host: str, port: int, expected_sha256: str) -> bytes:
     """Core's CA certificate (PEM) if its SHA-256 is ``expected_sha256``; EnrollError otherwise."""
-    expected = expected_sha256.strip().lower().replace(":", "")
+    expected = expected_sha256.strip().lower().removeprefix("sha256:").replace(":", "")
     roots = [der for der in _unverified_chain(host, port) if _self_signed(der)]
     if not roots:
         raise EnrollError(

@@ -33,6 +33,8 @@ JOB_KEY_FILE = "job-signing.pub"
 TOKEN_FILE = "session-token"  # noqa: S105 - a file name, not a secret
 #: Runner id, tenant id, addresses, labels, when the certificate arrived.
 RUNNER_FILE = "runner.json"
+#: The renewal hook given at enrollment, for `runner start` without the flag.
+HOOK_FILE = "renewal-hook"
 #: The SQLite outbox, seen-nonce cache and job journal.
 OUTBOX_FILE = "outbox.sqlite3"
 

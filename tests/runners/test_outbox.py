@@ -7,6 +7,7 @@ restart every unacknowledged chunk and the ``lost`` report arrive exactly once
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -51,9 +52,9 @@ def test_sigkill_mid_stream_then_restart_stores_each_chunk_once_and_reports_lost
     assert seqs == list(range(1, len(seqs) + 1)), f"gaps or duplicates: {seqs}"
     assert len(seqs) > stored_at_kill, "no chunk was replayed from the outbox"
     print(f"chunks stored when the runner died: {stored_at_kill}; after its restart: {len(seqs)}")
-    assert job.result_json and '"status":"lost"' in job.result_json
-    last_seq = job.result_json.split('"last_seq":')[1].split(",")[0].split("}")[0]
-    assert int(last_seq) == len(seqs), (last_seq, seqs)
+    result = json.loads(job.result_json or "{}")
+    assert result["status"] == "lost" and result["runner_id"] == agent.runner_id, result
+    assert result["last_seq"] == len(seqs), (result, seqs)
     # The runner saw every item it kept acknowledged, the lost report (the last seq) included.
     wait_until(
         "the runner's outbox acknowledged",

@@ -5,7 +5,7 @@ Must show (issue 11): SIGSTOP of a runner -> offline within 15 s; SIGCONT -> onl
 
 from __future__ import annotations
 
-from tests.support.runner_stack import RunnerStack
+from tests.support.runner_stack import RunnerStack, runner_workflow
 
 #: The issue's bound for noticing a frozen runner, in seconds.
 OFFLINE_WITHIN_S = 15
@@ -24,4 +24,7 @@ def test_sigstop_offline_within_15_s_and_sigcont_online_again(stack: RunnerStack
 
     back = frozen.wait_status("online", timeout_s=30)
     assert other.view()["status"] == "online"
+    # Back for real: it takes jobs again.
+    stack.put_workflow("thawed", runner_workflow("thawed", {"id": frozen.runner_id}, ["true"]))
+    assert stack.wait_execution(stack.hook("thawed"))["status"] == "succeeded"
     print(f"frozen runner offline after {took:.1f} s, online {back:.1f} s after SIGCONT")

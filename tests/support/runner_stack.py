@@ -9,7 +9,7 @@ and can be stopped, killed, frozen (SIGSTOP) and thawed (SIGCONT).
 The test process binds the same database, so a test can read rows (log chunks
 per job, a job's status) and write the ones a fault needs (a tampered job row),
 then nudge the gateway over ``shared.runners.signals.jobs_channel`` as the
-worker would. No pytest here: ``bench/runners.py`` uses the same stack.
+worker would. No fixtures here: ``bench/runners.py`` uses the same stack.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from shared.models import (
 )
 from shared.settings import Settings, load_settings
 from tests.support.processes import REPO, STARTED, Process
+from tests.support.up_stack import free_port_range
 
 #: Longest wait for a started process to answer, in seconds.
 READY_TIMEOUT_S = 60
@@ -58,15 +59,6 @@ WORKER_READY = "Worker process is ready for action."
 RUNNER_ID = re.compile(r"\brn_[0-9a-f]{32}\b")
 #: Seconds an enrollment (one CLI process: keys, TLS, one RPC) may take.
 ENROLL_TIMEOUT_S = 60
-#: Password of every user the stack makes (hash computed once per process).
-PASSWORD = "long-enough-1"
-
-
-def free_port() -> int:
-    """A TCP port of 127.0.0.1 nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def port_answers(port: int) -> bool:
@@ -94,20 +86,23 @@ def wait_until(
 
 def stack_settings(data_dir: Path, redis_url: str, **overrides: str) -> Settings:
     """Settings of a runner stack: its data dir, SQLite file, Redis namespace and free ports."""
+    # One range for the three listeners, below the ephemeral range (see up_stack): three
+    # separate picks could collide, as nothing listens on them yet.
+    api_port = free_port_range(3)
     environ = {
         "AISOPSFLOW_DATA_DIR": str(data_dir),
         "AISOPSFLOW_ENV_FILE": "",
         "AISOPSFLOW_REDIS_URL": redis_url,
         "AISOPSFLOW_REDIS_NAMESPACE": f"r-{uuid.uuid4().hex[:12]}",
         "AISOPSFLOW_DATABASE_URL": f"sqlite:///{data_dir / 'runners.db'}",
-        "AISOPSFLOW_API_PORT": str(free_port()),
+        "AISOPSFLOW_API_PORT": str(api_port),
         "AISOPSFLOW_API_WORKERS": "1",
         "AISOPSFLOW_WORKER_PROCESSES": "1",
         "AISOPSFLOW_WORKER_THREADS": "4",
         "AISOPSFLOW_PLUGIN_BASE_PORT": "1",  # nothing listens there
         "AISOPSFLOW_GATEWAY_HOST": "127.0.0.1",
-        "AISOPSFLOW_GATEWAY_ENROLL_PORT": str(free_port()),
-        "AISOPSFLOW_GATEWAY_PORT": str(free_port()),
+        "AISOPSFLOW_GATEWAY_ENROLL_PORT": str(api_port + 1),
+        "AISOPSFLOW_GATEWAY_PORT": str(api_port + 2),
     }
     environ.update({f"AISOPSFLOW_{key.upper()}": value for key, value in overrides.items()})
     return load_settings({key: value for key, value in environ.items() if value != ""})
@@ -123,7 +118,6 @@ class Agent:
         self.runner_id = ""
         self.log_path = stack.logs_dir / f"{name}.log"
         self.process: subprocess.Popen | None = None
-        self.extra_env: dict[str, str] = {}
         #: Bearer token of an admin of the agent's tenant (None: the default tenant's admin).
         self.token: str | None = None
         # The session's leftover killer (tests.support.processes) reaches agents too.
@@ -135,7 +129,6 @@ class Agent:
         """`aisopsflow runner start --state-dir <dir>` in its own process group."""
         assert self.process is None or self.process.poll() is not None, "already running"
         environ = self.stack.environ()
-        environ.update(self.extra_env)
         environ.update(env)
         with open(self.log_path, "ab") as log:
             log.write(f"--- start {time.strftime('%H:%M:%S')} ---\n".encode())
@@ -697,19 +690,6 @@ class RunnerStack:
 def unix_seconds(naive_utc: datetime) -> int:
     """Unix seconds of a naive UTC datetime (as every table stores)."""
     return int(naive_utc.replace(tzinfo=timezone.utc).timestamp())
-
-
-def json_lines(text: str) -> list[dict[str, Any]]:
-    """The JSON objects of ``text``, one per line (other lines skipped)."""
-    found = []
-    for line in text.splitlines():
-        try:
-            value = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(value, dict):
-            found.append(value)
-    return found
 
 
 def runner_workflow(

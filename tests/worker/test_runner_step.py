@@ -177,3 +177,14 @@ def test_a_lost_job_is_retried_as_a_new_job(plane, loopback):
         lost = RunnerJob.get_by_id(first.id)
     assert lost.status == "lost" and second.id != first.id
     assert view["status"] == "succeeded" and plane.step(view, "run")["attempt"] == 2
+
+
+def test_with_shell_the_command_items_become_one_shell_line(plane, loopback):
+    online_runner(plane)
+    plane.put_workflow("remote", runner_workflow(loopback.url, "shell: bash"))
+
+    execution_id = plane.hook("remote", {"arg": "$HOME"}).json["execution_id"]
+    job = wait_for_job(plane, execution_id)
+
+    argv = json.loads(job.payload)["argv"]
+    assert argv == ["bash", "-c", "sh -c echo out; echo err >&2; exit 3 $HOME"]

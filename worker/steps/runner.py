@@ -26,7 +26,10 @@ ENV_MASK = "***"
 
 
 def _rendered(call: StepCall) -> dict[str, Any]:
-    """The job's command, script, env and cwd with templates rendered (each argv item on its own)."""
+    """The job's command, script, env and cwd with templates rendered (each argv item on its own).
+
+    With ``shell`` set, ``command`` runs through that shell: its items joined by spaces.
+    """
     params = call.step.params
     fields = {
         "argv": params.get("command"),
@@ -34,7 +37,13 @@ def _rendered(call: StepCall) -> dict[str, Any]:
         "env": dict(params.get("env") or {}),
         "cwd": params.get("cwd"),
     }
-    return render_value(fields, call.context)
+    job = render_value(fields, call.context)
+    shell = params.get("shell")
+    if shell and job["argv"]:
+        # The author asked for a shell: the rendered items become one command line
+        # for it (the only case where a template's value meets a shell).
+        job["argv"] = [shell, "-c", " ".join(job["argv"])]
+    return job
 
 
 def _shown_input(job: dict[str, Any], runner: Runner, job_id: str, shell: str | None) -> dict:

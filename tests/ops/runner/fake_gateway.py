@@ -49,6 +49,7 @@ class FakeGateway(runner_pb2_grpc.RunnerGatewayServicer, runner_pb2_grpc.Enrollm
         self.enroll_requests: list[runner_pb2.EnrollRequest] = []
         self.renewals = 0
         self.renew_lifetime_s = 3600.0
+        self.renew_refusal: str | None = None
         self.enroll_lifetime_s = 3600.0
         self.gateway_address = ""
         self.identity_keys: dict[str, bytes] = {}
@@ -99,6 +100,8 @@ class FakeGateway(runner_pb2_grpc.RunnerGatewayServicer, runner_pb2_grpc.Enrollm
         self, request: runner_pb2.RenewRequest, context: grpc.aio.ServicerContext
     ) -> runner_pb2.RenewResponse:
         self.renewals += 1
+        if self.renew_refusal:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, self.renew_refusal)
         certificate = self.core.runner_certificate(request.csr_pem, self.renew_lifetime_s)
         return runner_pb2.RenewResponse(
             certificate_pem=certificate, not_after=int(pki.not_after(certificate).timestamp())

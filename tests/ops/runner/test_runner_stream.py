@@ -166,8 +166,8 @@ def test_unacknowledged_items_are_replayed_in_order_after_a_reconnect(
         )
         gateway.send_job(job_id, payload, signature)
         await wait_for(lambda: gateway.result(job_id))
-        first_pass = list(gateway.items)
-        assert [seq for _, seq, _ in first_pass] == [1, 2, 3, 4]
+        first_pass = [seq for _, seq, _ in gateway.items]
+        assert first_pass == list(range(1, len(first_pass) + 1)) and len(first_pass) >= 2
 
         # The stream breaks before Core acknowledged anything; the next one acks all.
         gateway.auto_ack = True
@@ -182,7 +182,7 @@ def test_unacknowledged_items_are_replayed_in_order_after_a_reconnect(
             for m in second
             if m.WhichOneof("body") in ("log_chunk", "job_result")
         ]
-        assert replayed == [1, 2, 3, 4]
+        assert replayed == first_pass
 
     with_gateway(core, tmp_path, body)
 
@@ -324,3 +324,24 @@ def test_a_denied_runner_stops_its_running_job_and_reports_it_once_allowed(
         assert document["error"] == f"cancelled: the gateway refused this runner: {reason}"
 
     with_gateway(core, tmp_path, body)
+
+
+def test_a_certificate_that_could_not_be_renewed_in_time_goes_through_the_hook(
+    core: FakeCore, tmp_path: Path
+) -> None:
+    async def body(gateway: FakeGateway, agent: Agent, state: RunnerState) -> None:
+        await wait_for(lambda: gateway.streams)
+        first = gateway.streams[0].fingerprint
+        # Renewal is refused until the 3 s certificate has expired; then the hook re-enrolls.
+        await wait_for(lambda: gateway.enroll_requests, timeout_s=15)
+        assert gateway.renewals >= 1
+        await wait_for(lambda: gateway.streams[-1].fingerprint != first)
+        assert gateway.streams[-1].fingerprint == pki.fingerprint(state.client_certificate()[0])
+        assert gateway.enroll_requests[0].runner_id == RUNNER
+
+    def prepare(gateway: FakeGateway) -> None:
+        gateway.renew_refusal = "certificate expired"
+
+    with_gateway(
+        core, tmp_path, body, lifetime_s=3, renewal_hook="echo fresh-token", prepare=prepare
+    )
