@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from ops.processes import PLUGIN_NAMES
+from ops.runner.cli import runner_group
 from shared.errors import AisOpsFlowError
 from shared.settings import Settings, describe, load_settings
 
@@ -367,18 +368,8 @@ def runner_token_create(
     click.echo(f"  {answer['command']}")
 
 
-def _runner_group() -> click.Group:
-    """The agent's ``runner`` group (enroll, start) once it exists, else one of our own."""
-    try:
-        from ops.runner.cli import runner_group
-    except ImportError:  # the agent's group is not on this branch: token create stands alone
-        runner_group = click.Group("runner", help="Runner agents on hosts.")
-    return runner_group
-
-
-_runner = _runner_group()
-_runner.add_command(runner_token)
-main.add_command(_runner)
+runner_group.add_command(runner_token)
+main.add_command(runner_group)
 
 
 if __name__ == "__main__":
