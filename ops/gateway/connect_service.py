@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 from collections.abc import AsyncIterator
-from types import ModuleType
 
 import grpc
 
@@ -20,18 +18,13 @@ from ops.rpc import runner_pb2, runner_pb2_grpc
 from shared.dispatch import Dispatcher
 from shared.errors import AisOpsFlowError, ServiceUnavailable
 from shared.runner_keys import RunnerCA
-from shared.runners import registry
+from shared.runners import jobs, registry
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
 #: How long a new stream may take to send its Hello, in seconds.
 HELLO_TIMEOUT_SECONDS = 30.0
-
-
-def _jobs() -> ModuleType:
-    # Imported when first used: shared.runners.jobs is the core helper's module.
-    return importlib.import_module("shared.runners.jobs")
 
 
 class ConnectService(runner_pb2_grpc.RunnerGatewayServicer):
@@ -87,7 +80,7 @@ class ConnectService(runner_pb2_grpc.RunnerGatewayServicer):
         # look once more now that this one is registered.
         await self.control.check([session])
         reader = asyncio.create_task(self._read(request_iterator, session))
-        self.listener.nudge(principal.runner_id)
+        self.listener.nudge(principal.runner_id, redeliver=True)
         ending = "the runner closed it"
         try:
             while True:
@@ -140,7 +133,7 @@ class ConnectService(runner_pb2_grpc.RunnerGatewayServicer):
         if kind == "log_chunk":
             chunk = message.log_chunk
             error = await self._store(
-                _jobs().record_log_chunk,
+                jobs.record_log_chunk,
                 runner_id,
                 chunk.job_id,
                 chunk.seq,
@@ -151,7 +144,7 @@ class ConnectService(runner_pb2_grpc.RunnerGatewayServicer):
         elif kind == "job_result":
             result = message.job_result
             error = await self._store(
-                _jobs().record_result,
+                jobs.record_result,
                 runner_id,
                 result.job_id,
                 result.seq,
@@ -168,7 +161,7 @@ class ConnectService(runner_pb2_grpc.RunnerGatewayServicer):
                 )
             session.send(ack("result", result.job_id, result.seq, error))
         elif kind == "job_accepted":
-            await self._store(_jobs().record_accepted, runner_id, message.job_accepted.job_id)
+            await self._store(jobs.record_accepted, runner_id, message.job_accepted.job_id)
         elif kind == "inventory":
             await db_call(registry.update_inventory, runner_id, inventory_dict(message.inventory))
         elif kind == "ack":

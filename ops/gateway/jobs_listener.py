@@ -8,27 +8,20 @@ it is released, so a nudge and a poll never send one job twice.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
-from types import ModuleType
 from typing import Any
 
 from ops.gateway.blocking import db_call
 from ops.gateway.pubsub import follow
 from ops.gateway.sessions import Session, SessionTable
 from ops.rpc import runner_pb2
-from shared.runners import registry, signals
+from shared.runners import jobs, registry, signals
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
 #: How often queued jobs of connected runners are looked for without a nudge, in seconds.
 POLL_INTERVAL_SECONDS = 2.0
-
-
-def _jobs() -> ModuleType:
-    # Imported when first used: shared.runners.jobs is the core helper's module.
-    return importlib.import_module("shared.runners.jobs")
 
 
 def signed_job(job: Any) -> runner_pb2.CoreMessage:
@@ -40,13 +33,15 @@ def signed_job(job: Any) -> runner_pb2.CoreMessage:
     )
 
 
-async def dispatch(session: Session) -> int:
-    """Send the runner's queued jobs on ``session`` and mark them dispatched; returns how many."""
+async def dispatch(session: Session, *, redeliver: bool = False) -> int:
+    """Send the runner's queued jobs on ``session`` and mark them dispatched; returns how many.
+
+    ``redeliver`` (a new stream) also re-sends jobs dispatched before and never accepted.
+    """
     async with session.dispatch_lock:
         if session.closed:
             return 0
-        jobs = _jobs()
-        queued = await db_call(jobs.jobs_to_dispatch, session.runner_id)
+        queued = await db_call(jobs.jobs_to_dispatch, session.runner_id, redeliver=redeliver)
         sent = [job.id for job in queued if session.send(signed_job(job))]
         if sent:
             await db_call(jobs.mark_dispatched, sent)
@@ -62,17 +57,17 @@ class JobsListener:
         self.sessions = sessions
         self.tasks: set[asyncio.Task[Any]] = set()
 
-    def nudge(self, runner_id: str) -> None:
+    def nudge(self, runner_id: str, *, redeliver: bool = False) -> None:
         """Dispatch to ``runner_id`` soon, if its stream is here."""
         session = self.sessions.of(runner_id)
         if session is not None:
-            task = asyncio.create_task(self._dispatch(session))
+            task = asyncio.create_task(self._dispatch(session, redeliver))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
 
-    async def _dispatch(self, session: Session) -> None:
+    async def _dispatch(self, session: Session, redeliver: bool) -> None:
         try:
-            await dispatch(session)
+            await dispatch(session, redeliver=redeliver)
         except Exception:  # noqa: BLE001 - the poll tries again in 2 s
             log.exception("could not dispatch to runner %s", session.runner_id)
 

@@ -156,14 +156,22 @@ def hand_over(run: StepRun, job: RunnerJob, input_json: str) -> None:
     )
 
 
-def jobs_to_dispatch(runner_id: str, limit: int = 100) -> list[RunnerJob]:
-    """The runner's queued jobs, oldest first (not those whose execution ended meanwhile)."""
+def jobs_to_dispatch(
+    runner_id: str, limit: int = 100, *, redeliver: bool = False
+) -> list[RunnerJob]:
+    """The runner's queued jobs, oldest first (not those whose execution ended meanwhile).
+
+    ``redeliver`` adds jobs sent before but never accepted: a stream that died just
+    after a send lost them, and the runner answers a job id it already has by
+    acknowledging it again, never by running it twice.
+    """
+    statuses = ("queued", "dispatched") if redeliver else ("queued",)
     return list(
         RunnerJob.select(RunnerJob)
         .join(Execution, JOIN.LEFT_OUTER, on=(RunnerJob.execution == Execution.id))
         .where(
             RunnerJob.runner == runner_id,
-            RunnerJob.status == "queued",
+            RunnerJob.status.in_(statuses),
             Execution.status.is_null() | Execution.status.not_in(ENDED_EXECUTION),
         )
         .order_by(RunnerJob.created_at, RunnerJob.id)

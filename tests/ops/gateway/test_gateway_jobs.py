@@ -6,16 +6,12 @@ import secrets
 import time
 from datetime import timedelta
 
-import pytest
-
 from ops.rpc import runner_pb2
 from shared.db import connection
 from shared.domain import job_signing
 from shared.models import RunnerJob, RunnerJobLog, new_sortable_id, utcnow
 from shared.runner_keys import load_job_signing_key
 from shared.runners import signals
-
-pytest.importorskip("shared.runners.jobs", reason="the core helper's jobs module is not merged yet")
 
 
 def _queue_job(settings, enrolled, *, publish: bool) -> str:
@@ -136,3 +132,17 @@ def test_log_chunks_are_acked_once_stored_and_a_bad_result_is_rejected(gateway, 
         assert RunnerJobLog.select().where(RunnerJobLog.job == job_id).count() == 1
     assert _job(job_id).status == "accepted"
     stream.close()
+
+
+def test_a_job_sent_on_a_stream_that_died_is_sent_again_on_the_next_one(gateway, new_token):
+    enrolled = gateway.enroll(new_token())
+    first = gateway.connect(enrolled)
+    job_id = _queue_job(gateway.settings, enrolled, publish=True)
+    first.wait_for(_is_job(job_id), 5)
+    first.close()  # gone before the runner said it accepted the job
+
+    second = gateway.connect(enrolled)
+
+    second.wait_for(_is_job(job_id), 5)
+    assert _job(job_id).status == "dispatched"
+    second.close()
