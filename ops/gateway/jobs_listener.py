@@ -93,6 +93,24 @@ class JobsListener:
                 continue
             for runner_id in waiting:
                 self.nudge(runner_id)
+            await self._cancel_ended()
+
+    async def _cancel_ended(self) -> None:
+        """Tell runners to stop jobs Core ended without them (once per stream)."""
+        try:
+            ended = await db_call(jobs.jobs_to_cancel, self.sessions.runner_ids())
+        except Exception:  # noqa: BLE001 - tried again next round
+            log.exception("could not look for runner jobs to cancel")
+            return
+        for runner_id, job_id, reason in ended:
+            session = self.sessions.of(runner_id)
+            if session is None or job_id in session.cancels_sent:
+                continue
+            if session.send(
+                runner_pb2.CoreMessage(cancel=runner_pb2.Cancel(job_id=job_id, reason=reason))
+            ):
+                session.cancels_sent.add(job_id)
+                log.info("told runner %s to stop job %s: %s", runner_id, job_id, reason)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Follow the jobs channel and poll until ``stop``."""

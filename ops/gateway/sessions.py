@@ -48,6 +48,8 @@ class Session:
     closed: bool = False
     #: Hash of the rotated-out token the runner came back with, kept valid by the next rotation.
     stale_token_hash: str | None = None
+    #: Jobs this stream was told to stop (see JobsListener._cancel_ended).
+    cancels_sent: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         # Rotation follows the token's age, not the stream's: a runner that reconnects

@@ -179,6 +179,41 @@ def jobs_to_dispatch(
     )
 
 
+#: How long after Core ended a running job its runner is still told to stop it, in seconds.
+CANCEL_WINDOW_SECONDS = 600
+
+
+def jobs_to_cancel(
+    runner_ids: list[str], now: datetime | None = None
+) -> list[tuple[str, str, str]]:
+    """(runner id, job id, reason) for jobs these runners may still be running that Core ended.
+
+    Core ends a job without its runner when the execution ended (cancelled,
+    resolved at source) or its runner was denied; the command would otherwise run
+    on the host until its own timeout. A job whose result came back is finished there.
+    """
+    if not runner_ids:
+        return []
+    now = now or utcnow()
+    rows = (
+        RunnerJob.select(RunnerJob.id, RunnerJob.runner, RunnerJob.status, RunnerJob.error)
+        .join(Execution, JOIN.LEFT_OUTER, on=(RunnerJob.execution == Execution.id))
+        .where(
+            RunnerJob.runner.in_(runner_ids),
+            RunnerJob.accepted_at.is_null(False),
+            RunnerJob.result_json.is_null(),
+            (
+                (RunnerJob.status == "accepted") & Execution.status.in_(ENDED_EXECUTION)
+                | RunnerJob.status.in_(("cancelled", "denied"))
+                & (RunnerJob.ended_at >= now - timedelta(seconds=CANCEL_WINDOW_SECONDS))
+            ),
+        )
+    )
+    return [
+        (row.runner_id, row.id, row.error or f"Core ended the job ({row.status})") for row in rows
+    ]
+
+
 def mark_dispatched(job_ids: list[str], now: datetime | None = None) -> None:
     """Record that these queued jobs were sent on their runner's stream."""
     if not job_ids:

@@ -146,3 +146,28 @@ def test_a_job_sent_on_a_stream_that_died_is_sent_again_on_the_next_one(gateway,
     second.wait_for(_is_job(job_id), 5)
     assert _job(job_id).status == "dispatched"
     second.close()
+
+
+def test_a_runner_is_told_to_stop_a_job_core_ended_without_it(gateway, new_token):
+    enrolled = gateway.enroll(new_token())
+    stream = gateway.connect(enrolled)
+    job_id = _queue_job(gateway.settings, enrolled, publish=True)
+    stream.wait_for(_is_job(job_id), 5)
+    stream.send(runner_pb2.RunnerMessage(job_accepted=runner_pb2.JobAccepted(job_id=job_id)))
+    deadline = time.monotonic() + 5
+    while _job(job_id).status != "accepted":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+    with connection():  # what the reconciler does when the job's execution was cancelled
+        RunnerJob.update(status="cancelled", ended_at=utcnow(), error="its execution ended").where(
+            RunnerJob.id == job_id
+        ).execute()
+
+    cancel = stream.wait_for(
+        lambda message: message.HasField("cancel") and message.cancel.job_id == job_id, 6
+    )
+    assert cancel.cancel.reason == "its execution ended"
+    time.sleep(2.5)  # another poll round: told once per stream
+    assert sum(1 for m in stream.received if m.HasField("cancel")) == 1
+    stream.close()
