@@ -23,6 +23,7 @@ from api.resources import (
     kakao,
     kakao_messages,
     plugins,
+    runners,
     secrets,
     users,
     workflows,
@@ -48,6 +49,7 @@ BLUEPRINTS = (
     plugins.blp,
     kakao.blp,
     kakao_messages.blp,
+    runners.blp,
 )
 
 

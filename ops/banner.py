@@ -37,10 +37,26 @@ def login_hint(settings: Settings, admins: Sequence[str], api: str) -> str:
     return f"  Log in   as {first}{password}{also} (POST {api}/api/login)"
 
 
-def banner_lines(settings: Settings, admins: Sequence[str] = ()) -> list[str]:
+def gateway_lines(settings: Settings, ca_sha256: str | None) -> list[str]:
+    """Where runners enroll and connect, and the CA fingerprint they pin (``--ca-sha256``)."""
+    host = settings.resolved_gateway_host
+    host = f"[{host}]" if ":" in host else host
+    lines = [
+        f"  Runners  enroll at {host}:{settings.gateway_enroll_port} (TLS), "
+        f"connect to {host}:{settings.gateway_port} (mTLS)"
+    ]
+    if ca_sha256:
+        lines.append(f"  Runner CA sha256 {ca_sha256}")
+    return lines
+
+
+def banner_lines(
+    settings: Settings, admins: Sequence[str] = (), ca_sha256: str | None = None
+) -> list[str]:
     """What `up` prints once its API answers: where everything is and how to log in.
 
-    ``admins`` are the emails of the default tenant's admins, oldest first.
+    ``admins`` are the emails of the default tenant's admins, oldest first;
+    ``ca_sha256`` is the runner CA's fingerprint that enrolling runners pin.
     """
     api = http_url(settings.api_host, settings.api_port)
     lines = ["AisOpsFlow is up.", f"  API      {api}  (API docs: {api}/api/docs)"]
@@ -54,5 +70,6 @@ def banner_lines(settings: Settings, admins: Sequence[str] = ()) -> list[str]:
     lines.append(
         f"  Telegram webhook URL (setWebhook): {http_url(settings.plugin_host, plugin_ports(settings)['telegram'])}/telegram/webhook"
     )
+    lines.extend(gateway_lines(settings, ca_sha256))
     lines.append("  Stop     Ctrl-C (or SIGTERM)")
     return lines

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from ops.processes import PLUGIN_NAMES
+from ops.runner.cli import runner_group
 from shared.errors import AisOpsFlowError
 from shared.settings import Settings, describe, load_settings
 
@@ -110,6 +111,15 @@ def scheduler(settings: Settings) -> None:
     from ops.processes import run_scheduler
 
     sys.exit(run_scheduler(settings))
+
+
+@main.command()
+@with_settings
+def gateway(settings: Settings) -> None:
+    """Run the runner gateway: enrollment (TLS) and connected runners (mTLS)."""
+    from ops.processes import run_gateway
+
+    sys.exit(run_gateway(settings))
 
 
 @main.command()
@@ -310,6 +320,56 @@ def workflow_validate(settings: Settings, file: Path) -> None:
     if problems:
         sys.exit(1)
     click.echo(f"{file}: valid")
+
+
+def _labels(values: tuple[str, ...]) -> dict[str, str]:
+    labels = {}
+    for value in values:
+        key, sep, rest = value.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected name=value, got {value!r}", param_hint="--label")
+        labels[key] = rest
+    return labels
+
+
+@click.group("token")
+def runner_token() -> None:
+    """Enrollment tokens for runner agents."""
+
+
+@runner_token.command("create")
+@click.option("--label", "labels", multiple=True, help="name=value the runner gets (repeatable).")
+@click.option(
+    "--ttl-seconds",
+    type=click.IntRange(1, 600),
+    default=None,
+    help="Lifetime (default and most: AISOPSFLOW_RUNNER_ENROLLMENT_TOKEN_TTL_SECONDS, <= 600).",
+)
+@click.option(
+    "--tenant", "tenant_slug", default=None, help="Tenant slug (default: the default tenant)."
+)
+@with_settings
+@with_database
+def runner_token_create(
+    settings: Settings, labels: tuple[str, ...], ttl_seconds: int | None, tenant_slug: str | None
+) -> None:
+    """Make a single-use enrollment token and print the command a host runs to enroll."""
+    from shared.runners import tokens
+
+    token, row = tokens.create_token(
+        _tenant_id(settings, tenant_slug), "cli", _labels(labels), ttl_seconds, settings
+    )
+    answer = tokens.enrollment_answer(token, row, settings)
+    click.echo(f"token:      {answer['token']}")
+    click.echo(f"expires at: {answer['expires_at'].isoformat()}Z (single use)")
+    click.echo(f"gateway:    {answer['gateway']}")
+    click.echo(f"CA SHA-256: {answer['ca_sha256']}")
+    click.echo("on the host, run:")
+    click.echo(f"  {answer['command']}")
+
+
+runner_group.add_command(runner_token)
+main.add_command(runner_group)
 
 
 if __name__ == "__main__":

@@ -151,6 +151,14 @@ def run_scheduler(settings: Settings) -> int:
     return main(settings)
 
 
+def run_gateway(settings: Settings) -> int:
+    """Run the runner gateway (enrollment + mTLS servers) until SIGTERM or SIGINT; returns the exit code."""
+    from ops.gateway.server import main
+
+    configure_logging(settings)
+    return main(settings)
+
+
 def create_plugin_app(settings: Settings, name: str) -> Flask:
     """The Flask app of the bundled plugin ``name`` (one of PLUGIN_NAMES)."""
     if name not in PLUGIN_MODULES:

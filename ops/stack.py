@@ -56,7 +56,8 @@ def cli_argv(*args: str) -> list[str]:
 
 def plan_children(settings: Settings) -> list[Child]:
     """The application processes, in start order (the embedded Redis comes before them)."""
-    children = [Child(name, cli_argv(name)) for name in ("api", "worker", "scheduler")]
+    names = ("api", "worker", "scheduler", "gateway")
+    children = [Child(name, cli_argv(name)) for name in names]
     for name, port in plugin_ports(settings).items():
         argv = cli_argv("plugin", name, "--host", settings.plugin_host, "--port", str(port))
         children.append(Child(f"plugin-{name}", argv))
@@ -110,7 +111,16 @@ def check_ports_free(settings: Settings) -> None:
     Checked before anything starts: the server already there would answer our
     health check, and `up` would claim a stack is up that never bound its port.
     """
-    wanted = [("API_PORT", "the API", settings.api_host, settings.api_port)]
+    wanted = [
+        ("API_PORT", "the API", settings.api_host, settings.api_port),
+        (
+            "GATEWAY_ENROLL_PORT",
+            "the runner enrollment server",
+            settings.gateway_host,
+            settings.gateway_enroll_port,
+        ),
+        ("GATEWAY_PORT", "the runner gateway", settings.gateway_host, settings.gateway_port),
+    ]
     wanted += [
         ("PLUGIN_BASE_PORT", f"plugin {name}", settings.plugin_host, port)
         for name, port in plugin_ports(settings).items()
@@ -281,13 +291,23 @@ class Stack:
         # gunicorn's master (the api child itself) holds the listening socket.
         return listens_on(pid, self.settings.api_port) is not False
 
+    def _ca_sha256(self) -> str | None:
+        """The runner CA's SHA-256 for the banner (the gateway child made the CA at its start)."""
+        from shared.runner_keys import load_ca
+
+        try:
+            return load_ca(self.settings).sha256
+        except (SettingsError, OSError) as error:
+            self.say(f"cannot read the runner CA: {error}")
+            return None
+
     def _announce(self) -> None:
         """Print the banner once our API's /healthz answers 200; say so if that takes long."""
         url = http_url(self.settings.api_host, self.settings.api_port) + "/healthz"
         deadline = time.monotonic() + READY_TIMEOUT_MS / 1000
         while not self._stopping.is_set():
             if self.our_api_answers(url):
-                for line in banner_lines(self.settings, self.admins):
+                for line in banner_lines(self.settings, self.admins, self._ca_sha256()):
                     self.say(line)
                 return
             if deadline and time.monotonic() >= deadline:

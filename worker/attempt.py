@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 
-from shared.domain.backoff import backoff_ms, is_retryable
+from shared.domain import engine_rules
 from shared.domain.engine_rules import Outcome
 from shared.domain.templating import TemplateError, evaluate
 from worker.step_deadline import step_deadline
@@ -16,36 +16,27 @@ from worker.steps.base import StepCall, StepFailure
 from worker.steps.condition import run_condition
 from worker.steps.http import run_http
 from worker.steps.notify import run_notify
+from worker.steps.runner import run_runner
 
 EXECUTORS: dict[str, Callable[[StepCall], Outcome]] = {
     "http": run_http,
     "condition": run_condition,
     "notify": run_notify,
     "approval": run_approval,
+    "runner": run_runner,
 }
 
 
 def failure_outcome(call: StepCall, failure: StepFailure, attempt: int) -> Outcome:
-    step = call.step
-    retry = step.retry
-    if (
-        failure.reason is not None
-        and attempt < call.run.max_attempts
-        and is_retryable(failure.reason, retry.retry_on)
-    ):
-        delay = backoff_ms(
-            attempt, base_ms=retry.backoff_ms, max_ms=retry.max_backoff_ms, jitter=retry.jitter
-        )
-        return Outcome(
-            "retry",
-            output=failure.output,
-            input=failure.input,
-            error=failure.message,
-            retry_delay_ms=delay,
-        )
-    suffix = f" (after {attempt} attempt(s))" if attempt > 1 else ""
-    return Outcome(
-        "failed", output=failure.output, input=failure.input, error=failure.message + suffix
+    """Retry or fail ``failure`` by the step's policy (the rule lives in shared, for runner results too)."""
+    return engine_rules.failure_outcome(
+        call.step,
+        attempt=attempt,
+        max_attempts=call.run.max_attempts,
+        message=failure.message,
+        reason=failure.reason,
+        output=failure.output,
+        input=failure.input,
     )
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from shared.db import connection
 from shared.dispatch import Dispatcher
-from shared.domain.engine_rules import Outcome
+from shared.domain.engine_rules import HANDED_OVER, Outcome
 from shared.engine import outbox, progress
 from shared.engine.specs import spec_of_execution
 from shared.keyring import CachedKeyring
@@ -67,6 +67,8 @@ def run_step(runtime: Runtime, step_run_id: str) -> Outcome | None:
         except Exception as error:
             # The lease runs out and a later claim counts the attempt as lost.
             raise masked_crash(log, f"step run {step_run_id}", error, chain.known_secrets) from None
+        if outcome.status == HANDED_OVER:
+            return outcome  # a runner job holds the attempt now; its result completes it
         chain.plan_after(claim.execution, spec, step, outcome)
         recorded, wakeups = progress.complete(
             claim, outcome, known_secrets=chain.known_secrets, inline=chain

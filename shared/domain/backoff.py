@@ -9,6 +9,10 @@ from collections.abc import Sequence
 RETRY_CLASSES = frozenset({"5xx", "4xx", "timeout", "connection"})
 #: What retries when a step gives no ``retry_on``: server errors, rate limits, transport failures.
 DEFAULT_RETRY_ON: tuple[str | int, ...] = ("5xx", 429, "timeout", "connection")
+#: The outcome classes a ``runner`` step's ``retry_on`` may name besides exact exit codes.
+RUNNER_RETRY_CLASSES = frozenset({"no_runner", "lost", "timeout"})
+#: What retries in a ``runner`` step without ``retry_on``: no runner online, a lost job, a timeout.
+DEFAULT_RUNNER_RETRY_ON: tuple[str | int, ...] = ("no_runner", "lost", "timeout")
 
 
 def backoff_ms(
@@ -74,6 +78,27 @@ def is_retryable(outcome: str | int, retry_on: Sequence[str | int] = ()) -> bool
                 f"{sorted(RETRY_CLASSES)}"
             )
     return any(_matches(outcome, item) for item in retry_on)
+
+
+def is_retryable_runner(outcome: str | int, retry_on: Sequence[str | int] = ()) -> bool:
+    """True when a ``runner`` step whose try ended in ``outcome`` should be tried again.
+
+    ``outcome`` is the command's exit code, or ``"no_runner"`` / ``"lost"`` /
+    ``"timeout"``. An empty ``retry_on`` means :data:`DEFAULT_RUNNER_RETRY_ON`;
+    otherwise it replaces it and lists exact exit codes and classes of
+    :data:`RUNNER_RETRY_CLASSES` (a nonzero exit never retries unless named).
+    """
+    if not retry_on:
+        retry_on = DEFAULT_RUNNER_RETRY_ON
+    for item in retry_on:
+        if isinstance(item, bool) or not isinstance(item, (int, str)):
+            raise ValueError(f"retry_on item {item!r} is not an exit code or class")
+        if isinstance(item, str) and item not in RUNNER_RETRY_CLASSES:
+            raise ValueError(
+                f"retry_on item {item!r} is unknown; use an exit code or one of "
+                f"{sorted(RUNNER_RETRY_CLASSES)}"
+            )
+    return outcome in retry_on
 
 
 def _matches(outcome: str | int, item: str | int) -> bool:

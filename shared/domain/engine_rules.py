@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from shared.domain.backoff import backoff_ms, is_retryable, is_retryable_runner
+
+if TYPE_CHECKING:
+    from shared.domain.workflow_spec import Step
 
 #: Execution statuses from which nothing more happens.
 ENDED_EXECUTION = frozenset({"succeeded", "failed", "rejected", "timed_out", "cancelled"})
@@ -27,6 +32,11 @@ MAX_INLINE_STEPS = 100
 #: TIME_LIMIT_GRACE_MS, so Dramatiq's time limit never interrupts a chain of them.
 INLINE_BUDGET_MS = 1_000
 
+#: The status an executor returns when it handed its attempt to something outside the worker
+#: (a runner job): the claim stays as the executor left it, nothing is recorded now, and
+#: whoever ends the job completes the attempt later (shared.runners.jobs).
+HANDED_OVER = "waiting_runner"
+
 #: Milliseconds a lease outlives the step's own timeout before another worker may take over.
 LEASE_GRACE_MS = 5_000
 #: Milliseconds the Dramatiq time limit outlives the step's own I/O timeout.
@@ -38,7 +48,8 @@ class Outcome:
     """What running a step once produced.
 
     ``status`` is one of succeeded, failed, skipped, waiting_approval, rejected,
-    timed_out, or ``retry`` (a retryable failure with attempts left).
+    timed_out, ``retry`` (a retryable failure with attempts left), or
+    :data:`HANDED_OVER` (never recorded: the attempt goes on elsewhere).
     ``stop_after`` ends the execution successfully after this step (a false
     condition with ``on_false: skip``).
     """
@@ -97,3 +108,32 @@ def runs_inline(step_type: str, *, ran: int, elapsed_ms: float) -> bool:
     return (
         step_type in INLINE_STEP_TYPES and ran < MAX_INLINE_STEPS and elapsed_ms < INLINE_BUDGET_MS
     )
+
+
+def failure_outcome(
+    step: Step,
+    *,
+    attempt: int,
+    max_attempts: int,
+    message: str,
+    reason: int | str | None,
+    output: dict[str, Any] | None = None,
+    input: dict[str, Any] | None = None,  # noqa: A002
+) -> Outcome:
+    """The outcome of attempt ``attempt`` of ``step`` that failed for ``reason``: retry or fail.
+
+    The one retry rule, for the worker and for results that arrive from runners:
+    a retry needs a reason that the step's ``retry_on`` (or its type's default)
+    names, and attempts left; the delay is the step's backoff, in milliseconds.
+    """
+    retry = step.retry
+    retryable = is_retryable_runner if step.type == "runner" else is_retryable
+    if reason is not None and attempt < max_attempts and retryable(reason, retry.retry_on):
+        delay = backoff_ms(
+            attempt, base_ms=retry.backoff_ms, max_ms=retry.max_backoff_ms, jitter=retry.jitter
+        )
+        return Outcome(
+            "retry", output=output or {}, input=input or {}, error=message, retry_delay_ms=delay
+        )
+    suffix = f" (after {attempt} attempt(s))" if attempt > 1 else ""
+    return Outcome("failed", output=output or {}, input=input or {}, error=message + suffix)

@@ -559,10 +559,123 @@ def read_approval(fields: Fields, scope: Scope, timeout_seconds: float) -> dict[
     return params
 
 
+#: Shells a ``runner`` step's ``shell`` may name.
+RUNNER_SHELLS = ("bash", "sh")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+
+
+def runner_retry_trigger(value: Any) -> str | int:
+    """One ``retry_on`` item of a runner step: an exit code (0-255) or no_runner/lost/timeout."""
+    if isinstance(value, str) and value.lower() in ("no_runner", "lost", "timeout"):
+        return value.lower()
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 255:
+        return value
+    raise Invalid(f"expected an exit code (0-255), 'no_runner', 'lost' or 'timeout', got {value!r}")
+
+
+def _runner_selector(fields: Fields) -> dict[str, Any]:
+    """``runner: {id: rn_...}`` or ``runner: {labels: {k: v}}`` (exactly one)."""
+    selector = fields.fields("runner", required=True)
+    if selector is None:
+        return {}
+    runner_id = selector.get("id", non_empty)
+    labels: dict[str, str] = {}
+    label_fields = selector.fields("labels")
+    if label_fields is not None:
+        for key, value in label_fields.mapping.items():
+            spot = label_fields.at(key)
+            if not isinstance(key, str) or not _LABEL.fullmatch(key):
+                fields.problems.append(spot.problem(f"{key!r} is not a valid label name"))
+            elif not isinstance(value, str) or not _LABEL.fullmatch(value):
+                fields.problems.append(
+                    spot.problem(f"expected a label value (letters, digits, '_.-'), got {value!r}")
+                )
+            else:
+                labels[key] = value
+        if not label_fields.mapping:
+            selector.report("labels", "expected at least one label")
+    if ("id" in selector) == ("labels" in selector):
+        fields.report("runner", "expected exactly one of id or labels")
+    selector.finish()
+    return {"id": runner_id} if runner_id is not None else {"labels": labels}
+
+
+def _argv(fields: Fields, scope: Scope) -> list[str] | None:
+    items = fields.items("command", non_empty=True)
+    if items is None:
+        return None
+    argv = []
+    for item, spot in items:
+        if not isinstance(item, str):
+            fields.problems.append(spot.problem(f"expected a string, got {kind_of(item)}"))
+            continue
+        fields.problems.extend(spot.problem(message) for message in scope.problems(item))
+        argv.append(item)
+    return argv
+
+
+def _env(fields: Fields, scope: Scope) -> dict[str, str]:
+    mapping = fields.fields("env")
+    if mapping is None:
+        return {}
+    env = {}
+    for name, value in mapping.mapping.items():
+        spot = mapping.at(name)
+        if not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
+            fields.problems.append(spot.problem(f"{name!r} is not a valid environment name"))
+        elif not isinstance(value, str):
+            fields.problems.append(spot.problem(f"expected a string, got {kind_of(value)}"))
+        else:
+            fields.problems.extend(spot.problem(message) for message in scope.problems(value))
+            env[name] = value
+    return env
+
+
+def _expect_exit(value: Any) -> list[int]:
+    """The exit codes that count as success (a single code becomes a list of one)."""
+    codes = value if isinstance(value, list) else [value]
+    code = integer(0, 255)
+    try:
+        if not codes:
+            raise Invalid("empty")
+        return [code(item) for item in codes]
+    except Invalid:
+        raise Invalid(f"expected an exit code (0-255) or a list of them, got {value!r}") from None
+
+
+def read_runner(fields: Fields, scope: Scope, timeout_seconds: float) -> dict[str, Any]:
+    """A command run on a runner: argv (or a script for a shell), env, cwd and accepted exits."""
+    params: dict[str, Any] = {
+        "runner": _runner_selector(fields),
+        "command": _argv(fields, scope),
+        "script": fields.template("script", scope),
+        "shell": fields.get("shell", one_of(*RUNNER_SHELLS)),
+        "env": _env(fields, scope),
+        "cwd": fields.template("cwd", scope),
+        "expect_exit": fields.get("expect_exit", _expect_exit, [0]),
+        "retry_on": None,
+    }
+    if ("command" in fields) == ("script" in fields):
+        fields.report("command", "expected exactly one of command or script")
+    if "script" in fields and "shell" not in fields:
+        fields.report("shell", f"required with script: one of {', '.join(RUNNER_SHELLS)}")
+    retry_on = fields.items("retry_on")
+    if retry_on is not None:
+        params["retry_on"] = []
+        for item, spot in retry_on:
+            try:
+                params["retry_on"].append(runner_retry_trigger(item))
+            except Invalid as error:
+                fields.problems.append(spot.problem(str(error)))
+    return params
+
+
 #: Each step type's reader: (fields, scope, timeout_seconds) -> params.
 STEP_READERS: dict[str, Callable[[Fields, Scope, float], dict[str, Any]]] = {
     "http": read_http,
     "condition": read_condition,
     "notify": read_notify,
     "approval": read_approval,
+    "runner": read_runner,
 }

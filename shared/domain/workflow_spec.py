@@ -33,6 +33,7 @@ from shared.domain.step_specs import (
     non_empty,
     one_of,
     plain,
+    runner_retry_trigger,
     seconds,
     str_value,
 )
@@ -57,7 +58,13 @@ __all__ = [
 STEP_TYPES = tuple(STEP_READERS)
 TRIGGER_TYPES = ("webhook", "cron")
 #: Each step type's time limit when the step sets no ``timeout_seconds``, in seconds.
-DEFAULT_TIMEOUT_SECONDS = {"http": 30, "notify": 30, "condition": 10, "approval": 86_400}
+DEFAULT_TIMEOUT_SECONDS = {
+    "http": 30,
+    "notify": 30,
+    "condition": 10,
+    "approval": 86_400,
+    "runner": 300,
+}
 #: Most steps a workflow may have when the caller sets no limit of its own (the API uses
 #: AISOPSFLOW_MAX_STEPS_PER_WORKFLOW).
 DEFAULT_MAX_STEPS = 500
@@ -516,12 +523,18 @@ def _read_step(fields: Fields, scope: Scope) -> Step | None:
         seconds(MAX_TIMEOUT_SECONDS),
         float(DEFAULT_TIMEOUT_SECONDS.get(kind, 30)),
     )
-    retry = _read_retry(fields)
+    retry = _read_retry(fields, kind)
     continue_on_error = fields.get("continue_on_error", boolean, False)
     if kind is None:
         fields.finish(strict=False)
         return None
     params = STEP_READERS[kind](fields, scope, timeout)
+    if params.get("retry_on") is not None:
+        # A runner step may write retry_on beside retry; either way it lands in the policy.
+        if retry.retry_on:
+            fields.report("retry_on", "retry_on is also set under retry; keep one")
+        retry = replace(retry, retry_on=tuple(dict.fromkeys(params.pop("retry_on"))))
+    params.pop("retry_on", None)
     fields.finish()
     if step_id is None:
         return None
@@ -536,15 +549,17 @@ def _retry_trigger(value: Any) -> str | int:
     raise Invalid(f"expected a status code, '5xx', '4xx', 'timeout' or 'connection', got {value!r}")
 
 
-def _read_retry(step: Fields) -> RetryPolicy:
+def _read_retry(step: Fields, kind: str | None = None) -> RetryPolicy:
     fields = step.fields("retry")
     if fields is None:
         return RetryPolicy()
     backoff = fields.get("backoff_ms", integer(0, MAX_TIMEOUT_SECONDS * 1000), 1000)
+    # A runner step's retry_on names exit codes and its own classes, not HTTP statuses.
+    trigger = runner_retry_trigger if kind == "runner" else _retry_trigger
     retry_on = []
     for item, spot in fields.items("retry_on") or []:
         try:
-            retry_on.append(_retry_trigger(item))
+            retry_on.append(trigger(item))
         except Invalid as error:
             fields.problems.append(spot.problem(str(error)))
     policy = RetryPolicy(

@@ -289,11 +289,15 @@ def complete(
     known_secrets: tuple[str, ...] = (),
     now: datetime | None = None,
     inline: InlineRunner | None = None,
+    own_message: bool = True,
 ) -> tuple[bool, list[Wakeup]]:
     """Record ``outcome`` if ``claim`` still holds; (recorded, step runs to enqueue).
 
     Pure steps that follow, whose outcomes ``inline`` planned, are recorded in the
     same transaction; the first step without a planned outcome gets a wake-up.
+    ``own_message`` is False when no Dramatiq message is being handled (a runner's
+    result arriving at the gateway): a retry then gets a delayed wake-up, since
+    no actor will raise ``dramatiq.Retry``.
     """
     now = now or utcnow()
     run, execution = _lock_step_run(claim.step_run_id)
@@ -309,7 +313,14 @@ def complete(
         _cancel_run(run.id, now)
         return True, []
     return True, _apply(
-        execution, spec, run, outcome, now, known_secrets=known_secrets, inline=inline
+        execution,
+        spec,
+        run,
+        outcome,
+        now,
+        known_secrets=known_secrets,
+        inline=inline,
+        own_message=own_message,
     )
 
 

@@ -1,4 +1,4 @@
-"""Re-sends what the queue lost: expired leases, overdue pending steps, and approval timeouts.
+"""Re-sends what the queue lost: expired leases, overdue pending steps, approval and runner-job timeouts.
 
 A Dramatiq message on Redis can vanish (a SIGKILLed worker's message returns
 only after a heartbeat timeout and a random maintenance pass) or be
@@ -20,6 +20,7 @@ from shared.engine.outbox import Wakeup, send, wakeup_for
 from shared.engine.specs import spec_of_execution
 from shared.kakao import fallback as kakao_fallback
 from shared.models import Approval, Execution, StepRun, utcnow
+from shared.runners import jobs as runner_jobs
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ class Pass:
     expired_leases: int
     overdue_pending: int
     approvals_timed_out: int
+    runner_jobs_expired: int = 0
 
 
 def _wakeups(runs: list[StepRun], now: datetime) -> list[Wakeup]:
@@ -69,8 +71,13 @@ def reconcile_once(
     now: datetime | None = None,
     notify: Callable[[Approval, dict[str, Any]], dict[str, Any]] | None = None,
 ) -> Pass:  # noqa: ANN001 - a Dispatcher
-    """One pass: re-send expired leases and overdue pending steps, time out approvals, escalate."""
+    """One pass: re-send expired leases and overdue pending steps, time out approvals, escalate.
+
+    Runner jobs past their deadline are ended first, so their steps are retried or
+    failed by the job's rule before the step's own lease (30 s later) runs out.
+    """
     now = now or utcnow()
+    expired_jobs = runner_jobs.expire_overdue(dispatcher, now)
     resend_before = now - timedelta(milliseconds=RESEND_INTERVAL_MS)
     not_recently_sent = (StepRun.enqueued_at.is_null()) | (StepRun.enqueued_at < resend_before)
     expired = list(
@@ -93,7 +100,7 @@ def reconcile_once(
     if notify is not None:
         escalate(notify, now)
     kakao_fallback.requeue_lost(dispatcher, now)
-    result = Pass(len(expired), len(overdue), len(timed_out))
+    result = Pass(len(expired), len(overdue), len(timed_out), expired_jobs)
     if expired or overdue:
         log.info(
             "reconciler re-sent %d expired lease(s) and %d overdue step(s)",

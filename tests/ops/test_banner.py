@@ -55,3 +55,12 @@ def test_banner_without_admin_says_how_to_create_one():
     text = "\n".join(banner_lines(Settings(bootstrap_admin_email="root@example.com")))
 
     assert "aisopsflow user create --email you@example.com --role admin" in text
+
+
+def test_banner_names_the_runner_gateway_and_the_ca_fingerprint():
+    settings = Settings(gateway_advertise_host="ops.example.com", gateway_enroll_port=7443)
+
+    text = "\n".join(banner_lines(settings, [], "ab" * 32))
+
+    assert "Runners  enroll at ops.example.com:7443 (TLS), connect to ops.example.com:7444" in text
+    assert f"Runner CA sha256 {'ab' * 32}" in text

@@ -21,7 +21,7 @@ def test_children_and_their_ports():
     children = plan_children(Settings(plugin_host="127.0.0.2", plugin_base_port=9100))
 
     assert [child.name for child in children] == [
-        "api", "worker", "scheduler", "plugin-slack", "plugin-email",
+        "api", "worker", "scheduler", "gateway", "plugin-slack", "plugin-email",
         "plugin-telegram", "plugin-teams", "plugin-kakao-mock",
     ]  # fmt: skip
     assert children[0].argv[1:] == ["-m", "ops.cli", "api"]

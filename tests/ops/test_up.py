@@ -62,7 +62,8 @@ def test_up_serves_everything_and_stops_cleanly_on_sigterm(stack):
     assert not (stack.data_dir / "redis.sock").exists()
     assert "AisOpsFlow is up." in output
     assert "admin@example.com" in output
-    for prefix in ("redis", "api", "worker", "scheduler", "plugin-kakao-mock", "up"):
+    assert "Runner CA sha256 " in output
+    for prefix in ("redis", "api", "worker", "scheduler", "gateway", "plugin-kakao-mock", "up"):
         assert f"\n{prefix.ljust(17)} | " in output
 
 

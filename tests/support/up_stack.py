@@ -106,10 +106,14 @@ def wait_healthy(stack: RunningStack, started: float) -> float:
 def up_environ(data_dir: Path, api_port: int, plugin_base_port: int) -> dict[str, str]:
     """The environment of `up`: ours without AISOPSFLOW_*, plus a data dir and ports."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("AISOPSFLOW_")}
+    gateway_ports = free_port_range(2)
     environ.update(
         AISOPSFLOW_DATA_DIR=str(data_dir),
         AISOPSFLOW_API_PORT=str(api_port),
         AISOPSFLOW_PLUGIN_BASE_PORT=str(plugin_base_port),
+        # `up` runs the runner gateway too: its two ports must not collide between tests.
+        AISOPSFLOW_GATEWAY_ENROLL_PORT=str(gateway_ports),
+        AISOPSFLOW_GATEWAY_PORT=str(gateway_ports + 1),
         AISOPSFLOW_BOOTSTRAP_ADMIN_EMAIL="admin@example.com",
         AISOPSFLOW_BOOTSTRAP_ADMIN_PASSWORD="admin-password-1",
         AISOPSFLOW_API_WORKERS="2",

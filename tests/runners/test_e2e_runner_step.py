@@ -7,7 +7,9 @@ and both streams, in order.
 
 from __future__ import annotations
 
-from tests.support.runner_stack import RunnerStack, runner_workflow
+import time
+
+from tests.support.runner_stack import RunnerStack, runner_workflow, wait_until
 
 #: Writes to both streams in turn (a pause between, so the order is the one written) and exits 3.
 SCRIPT = (
@@ -63,3 +65,28 @@ def test_exit_3_not_expected_fails_the_step_with_the_code_and_streams(stack: Run
     assert step["output"]["exit_code"] == 3 and step["output"]["runner_id"] == db.runner_id
     assert step["output"]["stdout"] == "out-1\nout-2\n"
     assert step["output"]["stderr"] == "err-1\nerr-2\n"
+
+
+def test_cancelling_the_execution_stops_the_command_on_the_host(stack: RunnerStack, tmp_path):
+    db = stack.enroll("db", labels={"role": "db"})
+    ticks = tmp_path / "ticks.txt"
+    script = f"while true; do echo tick >> {ticks}; sleep 0.1; done"
+    stack.put_workflow(
+        "forever", runner_workflow("forever", {"labels": {"role": "db"}}, ["sh", "-c", script])
+    )
+    execution_id = stack.hook("forever")
+    wait_until("the command is running", lambda: ticks.exists() and ticks.stat().st_size > 0, 30)
+
+    answer = stack.request("POST", f"/api/executions/{execution_id}/cancel")
+    assert answer.status_code == 200, answer.text
+
+    # The reconciler ends the job, the gateway tells the runner, the runner kills the group.
+    def stopped() -> bool:
+        size = ticks.stat().st_size
+        time.sleep(0.5)
+        return ticks.stat().st_size == size
+
+    wait_until("the command stopped", stopped, 30, 0.2)
+    assert stack.execution(execution_id)["status"] == "cancelled"
+    job = stack.jobs_of(db.runner_id)[0]
+    assert job.status == "cancelled", (job.status, job.error)
