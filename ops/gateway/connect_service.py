@@ -139,6 +139,7 @@ class ConnectService(runner_pb2_grpc.RunnerGatewayServicer):
                 chunk.seq,
                 chunk.stream,
                 chunk.data,
+                settings=self.settings,
             )
             session.send(ack("log", chunk.job_id, chunk.seq, error))
         elif kind == "job_result":
@@ -151,6 +152,7 @@ class ConnectService(runner_pb2_grpc.RunnerGatewayServicer):
                 result.payload,
                 result.signature,
                 dispatcher=self.dispatcher,
+                settings=self.settings,
             )
             if error:
                 log.warning(
