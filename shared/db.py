@@ -32,6 +32,11 @@ from shared.errors import TransactionConflict
 from shared.private_files import private_sqlite_file
 
 log = logging.getLogger(__name__)
+# Peewee logs every statement with its parameters at DEBUG. Those parameters carry
+# plaintext no log line may show (a runner job's signed env holds the secrets it was
+# rendered with until the job ends), so its logger never goes below INFO, whatever
+# AISOPSFLOW_LOG_LEVEL says.
+logging.getLogger("peewee").setLevel(logging.INFO)
 
 P = ParamSpec("P")
 T = TypeVar("T")

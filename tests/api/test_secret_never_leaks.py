@@ -11,12 +11,16 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from datetime import timedelta
 
 import pytest
 
-from shared.db import connection
-from shared.models import AuditLog, StepRun
+from shared.db import connection, write_transaction
+from shared.dispatch import Dispatcher
+from shared.models import AuditLog, RunnerJob, StepRun, utcnow
+from shared.runners import jobs
 from tests.support.loopback import Loopback
+from tests.support.runner_rows import make_runner, signed_result
 from tests.support.steps import run_pending_steps
 
 SECRET_VALUE = f"leak-canary-{uuid.uuid4().hex}"
@@ -67,6 +71,8 @@ BODIES = {
         "template_id": "t1",
         "to": ["010-1234-5678"],
     },
+    ("put", "/api/ops/runner-denylist/{runner_id}"): {"reason": "test"},
+    ("put", "/api/ops/runner-revocations/{sha256}"): {"reason": "test"},
     ("post", "/api/kakao/delivery-events"): {
         "tenant_id": "t_x",
         "provider_id": "acme-sms",
@@ -81,6 +87,43 @@ def _order(operation: tuple[str, str]) -> tuple[int, str]:
     if path == "/api/logout":
         return 2, path
     return (1 if method == "delete" else 0), path
+
+
+def _runner_job_that_saw_the_secret(tenant_id: str, settings) -> tuple[str, str, str]:  # noqa: ANN001
+    """A runner whose job carried the secret in its env, printed it, and reported it in its error."""
+    fingerprint = "ab" * 32
+    with connection():
+        runner, key = make_runner(tenant_id, fingerprint=fingerprint)
+        now = utcnow()
+        with write_transaction():
+            job = RunnerJob.create(
+                tenant=tenant_id,
+                runner=runner.id,
+                status="accepted",
+                payload=f'{{"env": {{"DB_PASSWORD": "{SECRET_VALUE}"}}}}',
+                signature="00" * 64,
+                nonce="n" * 32,
+                not_after=now + timedelta(seconds=300),
+                deadline_at=now + timedelta(seconds=60),
+                timeout_seconds=30,
+                accepted_at=now,
+            )
+        jobs.record_log_chunk(
+            runner.id, job.id, 1, "stdout", f"password={SECRET_VALUE}\n".encode(), settings=settings
+        )
+        payload, signature = signed_result(
+            key, job.id, runner.id, status="failed", exit_code=1, error=f"bad {SECRET_VALUE}"
+        )
+        jobs.record_result(
+            runner.id,
+            job.id,
+            2,
+            payload,
+            signature,
+            dispatcher=Dispatcher(settings),
+            settings=settings,
+        )
+    return runner.id, job.id, fingerprint
 
 
 @pytest.fixture
@@ -112,6 +155,9 @@ def test_secret_value_appears_nowhere(world, saas_settings, echo, caplog):
     template = {"provider_id": "acme-sms", "template_id": "t1"}
     template_row_id = world.call(admin, "POST", "/api/kakao/templates", json=template).json["id"]
     BODIES[("post", "/api/kakao/providers")] = {**provider, "id": "acme-sms-2"}
+    runner_id, job_id, fingerprint = _runner_job_that_saw_the_secret(
+        world.tenants["acme"], saas_settings
+    )
 
     ids = {
         "user_id": world.users["acme-viewer"],
@@ -127,6 +173,9 @@ def test_secret_value_appears_nowhere(world, saas_settings, echo, caplog):
         "token": "not-a-valid-link-token",
         "provider_id": "acme-sms",
         "template_row_id": template_row_id,
+        "runner_id": runner_id,
+        "job_id": job_id,
+        "sha256": fingerprint,
     }
     spec = world.client.get("/api/openapi.json").json
     operations = sorted(
@@ -169,3 +218,5 @@ def test_secret_value_appears_nowhere(world, saas_settings, echo, caplog):
         ]
         for run in StepRun.select():
             assert SECRET_VALUE not in run.input_redacted + run.output_redacted + (run.error or "")
+        for job in RunnerJob.select():  # once ended, a job keeps nothing of the secret at rest
+            assert SECRET_VALUE not in job.payload + (job.result_json or "") + (job.error or "")
