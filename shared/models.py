@@ -648,9 +648,10 @@ class RunnerControl(BaseModel):
 class RunnerJob(TenantScoped):
     """One command sent to one runner: the signed job as dispatched and what came back.
 
-    ``payload`` and ``signature`` are exactly what the runner receives (signed by
-    Core when the row is written); ``step_run`` and ``attempt`` tie the job to the
-    step attempt it resumes. Outputs are stored masked.
+    ``payload`` is what the runner receives, sealed with Core's secret keys (it
+    carries the env as rendered, secrets included; see ``jobs.seal_payload``), and
+    ``signature`` is Core's over the unsealed payload; ``step_run`` and ``attempt``
+    tie the job to the step attempt it resumes. Outputs are stored masked.
     """
 
     id = CharField(primary_key=True, max_length=64, default=lambda: new_sortable_id("job"))
@@ -661,7 +662,7 @@ class RunnerJob(TenantScoped):
     step_run = ForeignKeyField(StepRun, column_name="step_run_id", null=True, on_delete="CASCADE")
     attempt = IntegerField(default=0)
     status = CharField(max_length=16, constraints=[_one_of("status", RUNNER_JOB_STATUSES)])
-    payload = TextField()  # canonical JSON (shared/domain/job_signing.py)
+    payload = TextField()  # sealed canonical JSON (shared/domain/job_signing.py)
     signature = CharField(max_length=128)  # hex
     nonce = CharField(max_length=64)
     not_after = DateTimeField()

@@ -11,10 +11,13 @@ import asyncio
 import logging
 from typing import Any
 
+from cryptography.fernet import MultiFernet
+
 from ops.gateway.blocking import db_call
 from ops.gateway.pubsub import follow
 from ops.gateway.sessions import Session, SessionTable
 from ops.rpc import runner_pb2
+from shared.keyring import CachedKeyring
 from shared.runners import jobs, registry, signals
 from shared.settings import Settings
 
@@ -24,16 +27,18 @@ log = logging.getLogger(__name__)
 POLL_INTERVAL_SECONDS = 2.0
 
 
-def signed_job(job: Any) -> runner_pb2.CoreMessage:
-    """The message carrying a RunnerJob row's payload and signature exactly as Core signed them."""
+def signed_job(job: Any, keys: MultiFernet) -> runner_pb2.CoreMessage:
+    """The message carrying a RunnerJob row's payload (opened) and signature as Core signed them."""
     return runner_pb2.CoreMessage(
         job=runner_pb2.SignedJob(
-            job_id=job.id, payload=job.payload.encode(), signature=bytes.fromhex(job.signature)
+            job_id=job.id,
+            payload=jobs.open_payload(job, keys),
+            signature=bytes.fromhex(job.signature),
         )
     )
 
 
-async def dispatch(session: Session, *, redeliver: bool = False) -> int:
+async def dispatch(session: Session, keys: MultiFernet, *, redeliver: bool = False) -> int:
     """Send the runner's queued jobs on ``session`` and mark them dispatched; returns how many.
 
     ``redeliver`` (a new stream) also re-sends jobs dispatched before and never accepted.
@@ -42,7 +47,7 @@ async def dispatch(session: Session, *, redeliver: bool = False) -> int:
         if session.closed:
             return 0
         queued = await db_call(jobs.jobs_to_dispatch, session.runner_id, redeliver=redeliver)
-        sent = [job.id for job in queued if session.send(signed_job(job))]
+        sent = [job.id for job in queued if session.send(signed_job(job, keys))]
         if sent:
             await db_call(jobs.mark_dispatched, sent)
             log.info("dispatched %d job(s) to runner %s", len(sent), session.runner_id)
@@ -55,6 +60,7 @@ class JobsListener:
     def __init__(self, settings: Settings, sessions: SessionTable) -> None:
         self.settings = settings
         self.sessions = sessions
+        self.keys = CachedKeyring(settings)
         self.tasks: set[asyncio.Task[Any]] = set()
 
     def nudge(self, runner_id: str, *, redeliver: bool = False) -> None:
@@ -67,7 +73,7 @@ class JobsListener:
 
     async def _dispatch(self, session: Session, redeliver: bool) -> None:
         try:
-            await dispatch(session, redeliver=redeliver)
+            await dispatch(session, self.keys.get(), redeliver=redeliver)
         except Exception:  # noqa: BLE001 - the poll tries again in 2 s
             log.exception("could not dispatch to runner %s", session.runner_id)
 

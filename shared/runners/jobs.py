@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from cryptography.fernet import MultiFernet
 from peewee import JOIN, IntegrityError
 
 from shared import audit
@@ -37,6 +38,7 @@ from shared.engine import outbox, progress
 from shared.engine.outbox import Wakeup
 from shared.engine.specs import spec_of_execution
 from shared.errors import AisOpsFlowError
+from shared.keyring import keyring
 from shared.models import (
     LOG_STREAMS,
     RUNNER_JOB_ENDED,
@@ -85,6 +87,20 @@ def _unix(moment: datetime) -> int:
     return int(moment.replace(tzinfo=timezone.utc).timestamp())
 
 
+def seal_payload(payload: bytes, keys: MultiFernet) -> str:
+    """A job payload as stored: encrypted with Core's secret keys.
+
+    The payload carries the env as rendered, secrets included; at rest it is
+    ciphertext like the secrets store, and only the gateway opens it to send it.
+    """
+    return keys.encrypt(payload).decode()
+
+
+def open_payload(job: RunnerJob, keys: MultiFernet) -> bytes:
+    """The signed payload of ``job``, exactly as Core signed it."""
+    return keys.decrypt(job.payload.encode())
+
+
 def create_job(
     run: StepRun,
     runner: Runner,
@@ -131,7 +147,7 @@ def create_job(
         step_run=run.id,
         attempt=run.attempt,
         status="queued",
-        payload=payload.decode(),
+        payload=seal_payload(payload, keyring(settings)),
         signature=signature.hex(),
         nonce=nonce,
         not_after=not_after,
@@ -436,8 +452,6 @@ def _settle(
         "status": ending.status,
         "exit_code": ending.exit_code,
         "error": error,
-        # Never sent again: the secrets it carried (env, argv) need not stay at rest.
-        "payload": mask_secrets(job.payload, known),
     }
     if values.get("result_json"):
         values["result_json"] = mask_secrets(values["result_json"], known)

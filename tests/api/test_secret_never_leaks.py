@@ -17,6 +17,7 @@ import pytest
 
 from shared.db import connection, write_transaction
 from shared.dispatch import Dispatcher
+from shared.keyring import keyring
 from shared.models import AuditLog, RunnerJob, StepRun, utcnow
 from shared.runners import jobs
 from tests.support.loopback import Loopback
@@ -100,7 +101,9 @@ def _runner_job_that_saw_the_secret(tenant_id: str, settings) -> tuple[str, str,
                 tenant=tenant_id,
                 runner=runner.id,
                 status="accepted",
-                payload=f'{{"env": {{"DB_PASSWORD": "{SECRET_VALUE}"}}}}',
+                payload=jobs.seal_payload(
+                    f'{{"env": {{"DB_PASSWORD": "{SECRET_VALUE}"}}}}'.encode(), keyring(settings)
+                ),
                 signature="00" * 64,
                 nonce="n" * 32,
                 not_after=now + timedelta(seconds=300),
@@ -218,5 +221,5 @@ def test_secret_value_appears_nowhere(world, saas_settings, echo, caplog):
         ]
         for run in StepRun.select():
             assert SECRET_VALUE not in run.input_redacted + run.output_redacted + (run.error or "")
-        for job in RunnerJob.select():  # once ended, a job keeps nothing of the secret at rest
+        for job in RunnerJob.select():  # its env is sealed, its output and error masked
             assert SECRET_VALUE not in job.payload + (job.result_json or "") + (job.error or "")

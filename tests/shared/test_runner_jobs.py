@@ -47,7 +47,7 @@ def test_a_job_is_signed_by_core_and_parks_the_step(stack):
 
     document = job_signing.verify(
         load_job_signing_key(stack.settings).public_key(),
-        job.payload.encode(),
+        jobs.open_payload(job, keyring(stack.settings)),
         bytes.fromhex(job.signature),
     )
     run = StepRun.get_by_id(run_id)
@@ -87,7 +87,8 @@ def test_log_chunks_are_stored_once_masked_and_make_the_tails(stack):
     assert SECRET not in "".join(row.data for row in RunnerJobLog.select())
     assert stored.stdout_tail == "line one\nline two\n"
     assert SECRET not in stored.stderr_tail and "token=" in stored.stderr_tail
-    assert SECRET in job.payload and SECRET not in stored.payload  # scrubbed once ended
+    assert SECRET in jobs.open_payload(job, keyring(stack.settings)).decode()  # it is sent
+    assert SECRET not in job.payload and SECRET not in stored.payload  # never kept in plaintext
     assert output["exit_code"] == 0 and output["stdout"] == "line one\nline two\n"
     assert output["output"]["job_id"] == job.id
 

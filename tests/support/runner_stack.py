@@ -622,7 +622,9 @@ class RunnerStack:
         The row is what ``shared.runners.jobs.create_job`` writes, so the gateway
         dispatches it like any other; a test bends one part (signature, expiry, nonce).
         """
+        from shared.keyring import keyring
         from shared.runner_keys import load_job_signing_key
+        from shared.runners.jobs import seal_payload
 
         now = utcnow()
         job_id = job_id or new_sortable_id("job")
@@ -649,7 +651,7 @@ class RunnerStack:
                 tenant=runner.tenant_id,
                 runner=runner.id,
                 status="queued",
-                payload=payload.decode(),
+                payload=seal_payload(payload, keyring(self.settings)),
                 signature=signature.hex(),
                 nonce=nonce,
                 not_after=not_after,

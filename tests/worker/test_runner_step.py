@@ -105,7 +105,7 @@ def test_the_execution_parks_and_the_result_resumes_it(plane, loopback):
     published = subscriber.get_message(timeout=5)
     payload = job_signing.verify(
         load_job_signing_key(settings).public_key(),
-        job.payload.encode(),
+        jobs.open_payload(job, keyring(settings)),
         bytes.fromhex(job.signature),
     )
     step = plane.step(view, "run")
@@ -186,5 +186,5 @@ def test_with_shell_the_command_items_become_one_shell_line(plane, loopback):
     execution_id = plane.hook("remote", {"arg": "$HOME"}).json["execution_id"]
     job = wait_for_job(plane, execution_id)
 
-    argv = json.loads(job.payload)["argv"]
+    argv = json.loads(jobs.open_payload(job, keyring(plane.settings)))["argv"]
     assert argv == ["bash", "-c", "sh -c echo out; echo err >&2; exit 3 $HOME"]

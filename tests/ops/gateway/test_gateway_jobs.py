@@ -9,9 +9,11 @@ from datetime import timedelta
 from ops.rpc import runner_pb2
 from shared.db import connection
 from shared.domain import job_signing
+from shared.keyring import keyring
 from shared.models import RunnerJob, RunnerJobLog, new_sortable_id, utcnow
 from shared.runner_keys import load_job_signing_key
 from shared.runners import signals
+from shared.runners.jobs import seal_payload
 
 
 def _queue_job(settings, enrolled, *, publish: bool) -> str:
@@ -40,7 +42,7 @@ def _queue_job(settings, enrolled, *, publish: bool) -> str:
             tenant=enrolled.tenant_id,
             runner=enrolled.runner_id,
             status="queued",
-            payload=payload.decode(),
+            payload=seal_payload(payload, keyring(settings)),
             signature=signature.hex(),
             nonce=nonce,
             not_after=not_after,
