@@ -16,6 +16,7 @@ from typing import Any
 
 import grpc
 
+from ops.gateway.blocking import db_call
 from ops.gateway.connect_service import ConnectService
 from ops.gateway.control_watch import ControlWatch
 from ops.gateway.enrollment_service import EnrollmentService
@@ -26,6 +27,7 @@ from ops.rpc import runner_pb2_grpc
 from shared.db import bind
 from shared.dispatch import Dispatcher
 from shared.runner_keys import load_job_signing_key
+from shared.runners import registry
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -118,11 +120,20 @@ class Gateway:
     async def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
         """End every stream, let calls in flight finish within ``grace`` seconds, stop the loops."""
         self.stop_event.set()
+        held = [(session.runner_id, session.epoch) for session in self.sessions.live]
         self.sessions.close_all(grpc.StatusCode.UNAVAILABLE, "the gateway is stopping")
         await asyncio.gather(self.enroll_server.stop(grace), self.gateway_server.stop(grace))
         for task in self.loops:
             task.cancel()
         await asyncio.gather(*self.loops, return_exceptions=True)
+        # Each stream's own ending marks its runner offline, but a stopping server
+        # cancels those handlers and the process may exit before their updates land:
+        # do it here too (the epoch keeps a runner that moved to another gateway online).
+        for runner_id, epoch in held:
+            try:
+                await db_call(registry.mark_offline, runner_id, epoch)
+            except Exception:  # noqa: BLE001 - presence goes stale on its own
+                log.exception("could not mark runner %s offline", runner_id)
         log.info("gateway %s stopped", self.gateway_id)
 
 
