@@ -18,7 +18,7 @@ from ops.gateway.blocking import db_call
 from ops.gateway.pubsub import follow
 from ops.gateway.sessions import Session, SessionTable
 from shared.models import utcnow
-from shared.runners import registry, signals
+from shared.runners import denylist, registry, signals
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ class ControlWatch:
                 pass
             self.close_expired()
             try:
-                version = await db_call(registry.control_version)
+                version = await db_call(denylist.control_version)
                 if version != self.version:
                     await self.check()
                     self.version = version

@@ -1,4 +1,4 @@
-"""Denying runners, revoking their certificates and retiring them; the snapshot gateways enforce.
+"""Denying runners, revoking their certificates and retiring them, each bumping the version gateways poll.
 
 Each change, in one transaction: the row, the runner's unfinished jobs ended
 (their steps fail naming the change, without retry), a bump of
@@ -25,36 +25,10 @@ from shared.settings import Settings
 MAX_REASON_CHARS = 1000
 
 
-@dataclass(frozen=True)
-class ControlSnapshot:
-    """What gateways refuse: denied and retired runners, revoked certificates, as of ``version``."""
-
-    version: int
-    denied_runner_ids: frozenset[str]
-    revoked_fingerprints: frozenset[str]
-    retired_runner_ids: frozenset[str]
-
-
 def control_version() -> int:
     """The current version (0 before any change): what gateways poll."""
     row = RunnerControl.get_or_none(RunnerControl.id == 1)
     return row.version if row is not None else 0
-
-
-def control_snapshot() -> ControlSnapshot:
-    """Every runner and certificate a gateway must refuse now, with the version they belong to."""
-    version = control_version()
-    denied = frozenset(row[0] for row in RunnerDenial.select(RunnerDenial.runner).tuples())
-    revoked = frozenset(
-        row[0]
-        for row in RunnerCertificate.select(RunnerCertificate.fingerprint)
-        .where(RunnerCertificate.revoked_at.is_null(False))
-        .tuples()
-    )
-    retired = frozenset(
-        row[0] for row in Runner.select(Runner.id).where(Runner.retired_at.is_null(False)).tuples()
-    )
-    return ControlSnapshot(version, denied, revoked, retired)
 
 
 def _bump() -> int:

@@ -17,7 +17,6 @@ from shared.errors import AisOpsFlowError
 from shared.models import (
     Runner,
     RunnerCertificate,
-    RunnerControl,
     RunnerDenial,
     RunnerJob,
     utcnow,
@@ -210,11 +209,6 @@ def rotate_token(
         token_rotated_at=now,
     ).where(Runner.id == runner_id).execute()
     return token
-
-
-def control_version() -> int:
-    """``RunnerControl.version``: it grows with every denial, revocation and retirement."""
-    return RunnerControl.select(RunnerControl.version).where(RunnerControl.id == 1).scalar() or 0
 
 
 def standing_refusals(

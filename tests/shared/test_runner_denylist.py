@@ -1,4 +1,4 @@
-"""Denylist, revocation and retirement on every backend: version bumps, snapshots, tenancy, jobs ended."""
+"""Denylist, revocation and retirement on every backend: version bumps, tenancy, jobs ended."""
 
 from __future__ import annotations
 
@@ -9,7 +9,15 @@ import redis
 
 from shared.dispatch import Dispatcher
 from shared.errors import NotFound
-from shared.models import AuditLog, RunnerCertificate, RunnerJob, StepRun, Tenant
+from shared.models import (
+    AuditLog,
+    Runner,
+    RunnerCertificate,
+    RunnerDenial,
+    RunnerJob,
+    StepRun,
+    Tenant,
+)
 from shared.runners import denylist, masking, signals
 from tests.support.runner_rows import Stack, make_runner
 
@@ -40,18 +48,22 @@ def kwargs(world):
     return {"settings": world["settings"], "dispatcher": world["dispatcher"]}
 
 
-def test_deny_and_allow_bump_the_version_and_show_in_the_snapshot(world):
+def _denied_ids() -> set[str]:
+    return {row.runner_id for row in RunnerDenial.select()}
+
+
+def test_deny_and_allow_bump_the_version_and_show_in_the_denylist(world):
     runner = world["runner"]
-    before = denylist.control_snapshot()
+    before = denylist.control_version()
 
     denylist.deny(world["acme"].id, runner.id, "stolen host", "admin", **kwargs(world))
-    denied = denylist.control_snapshot()
+    denied_version, denied = denylist.control_version(), _denied_ids()
     allowed_now = denylist.allow(world["acme"].id, runner.id, "admin", **kwargs(world))
     allowed_again = denylist.allow(world["acme"].id, runner.id, "admin", **kwargs(world))
-    after = denylist.control_snapshot()
+    after_version, after = denylist.control_version(), _denied_ids()
 
-    assert before.version == 0 and denied.version == 1 and after.version == 2
-    assert denied.denied_runner_ids == {runner.id} and after.denied_runner_ids == set()
+    assert before == 0 and denied_version == 1 and after_version == 2
+    assert denied == {runner.id} and after == set()
     assert (allowed_now, allowed_again) == (True, False)
     actions = [row.action for row in AuditLog.select().order_by(AuditLog.id)]
     assert actions == ["runner.denied", "runner.allowed"]
@@ -76,18 +88,21 @@ def test_another_tenants_runner_or_certificate_is_not_found(world):
         denylist.revoke_certificate(world["acme"].id, FP_B, "x", "admin", **kwargs(world))
     with pytest.raises(NotFound):
         denylist.retire(world["acme"].id, world["other"].id, "admin", **kwargs(world))
-    assert denylist.control_snapshot().version == 0
+    assert denylist.control_version() == 0
 
 
 def test_revoking_a_certificate_and_lifting_it(world):
     revoked = denylist.revoke_certificate(
         world["acme"].id, FP_A.upper(), "leaked key", "admin", **kwargs(world)
     )
-    snapshot = denylist.control_snapshot()
+    revoked_now = {
+        row.fingerprint
+        for row in RunnerCertificate.select().where(RunnerCertificate.revoked_at.is_null(False))
+    }
     lifted = denylist.unrevoke_certificate(world["acme"].id, FP_A, "admin", **kwargs(world))
 
     assert revoked.revoked_by == "admin" and revoked.revoke_reason == "leaked key"
-    assert snapshot.revoked_fingerprints == {FP_A}
+    assert revoked_now == {FP_A}
     assert lifted and RunnerCertificate.get_by_id(FP_A).revoked_at is None
     assert [row.fingerprint for row in denylist.revocations(world["acme"].id)] == []
 
@@ -123,7 +138,7 @@ def test_retiring_a_runner_ends_its_jobs_and_hides_it_from_selection(world):
 
     denylist.retire(world["acme"].id, world["runner"].id, "ops@acme", **kwargs(world))
 
-    snapshot = denylist.control_snapshot()
-    assert snapshot.retired_runner_ids == {world["runner"].id} and snapshot.version == 1
+    retired = {row.id for row in Runner.select().where(Runner.retired_at.is_null(False))}
+    assert retired == {world["runner"].id} and denylist.control_version() == 1
     assert RunnerJob.get_by_id(job.id).status == "cancelled"
     assert "was retired by ops@acme" in StepRun.get_by_id(run_id).error
