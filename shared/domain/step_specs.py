@@ -450,18 +450,23 @@ def _http_method(value: Any) -> str:
     return one_of(*HTTP_METHODS, fold=str.upper)(value)
 
 
+def _codes(value: Any, low: int, high: int, expected: str) -> list[int]:
+    """A code from ``low`` to ``high``, or a non-empty list of them, as a list; Invalid naming ``expected``."""
+    codes = value if isinstance(value, list) else [value]
+    code = integer(low, high)
+    try:
+        if not codes:
+            raise Invalid("empty")
+        return [code(item) for item in codes]
+    except Invalid:
+        raise Invalid(f"expected {expected}, got {value!r}") from None
+
+
 def _expect_status(value: Any) -> str | list[int]:
     """ "2xx", or the exact statuses accepted (a single code becomes a list of one)."""
     if value == "2xx":
         return value
-    codes = value if isinstance(value, list) else [value]
-    status = integer(100, 599)
-    try:
-        if not codes:
-            raise Invalid("empty")
-        return [status(code) for code in codes]
-    except Invalid:
-        raise Invalid(f"expected '2xx', a status code or a list of them, got {value!r}") from None
+    return _codes(value, 100, 599, "'2xx', a status code or a list of them")
 
 
 def read_http(fields: Fields, scope: Scope, timeout_seconds: float) -> dict[str, Any]:
@@ -634,14 +639,7 @@ def _env(fields: Fields, scope: Scope) -> dict[str, str]:
 
 def _expect_exit(value: Any) -> list[int]:
     """The exit codes that count as success (a single code becomes a list of one)."""
-    codes = value if isinstance(value, list) else [value]
-    code = integer(0, 255)
-    try:
-        if not codes:
-            raise Invalid("empty")
-        return [code(item) for item in codes]
-    except Invalid:
-        raise Invalid(f"expected an exit code (0-255) or a list of them, got {value!r}") from None
+    return _codes(value, 0, 255, "an exit code (0-255) or a list of them")
 
 
 def read_runner(fields: Fields, scope: Scope, timeout_seconds: float) -> dict[str, Any]:
